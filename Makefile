@@ -1,0 +1,29 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Each sets up its own virtualenv.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test lint clean
+
+$(VENV)/.base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# torch is pinned (==2.13.0, the CPU build on the project's machines) in the `test` extra.
+$(VENV)/.test: $(VENV)/.base
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.base
+	$(VENV)/bin/tconv tour
+
+test: $(VENV)/.test
+	$(PY) -m ruff check src tests
+	$(PY) -m pytest
+
+lint: $(VENV)/.test
+	$(PY) -m ruff check src tests
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

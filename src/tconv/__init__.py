@@ -1,0 +1,53 @@
+"""tconv: transposed convolution (PyTorch's ConvTranspose1d/2d/3d) from first principles on NumPy.
+
+>>> import numpy as np, tconv
+>>> X = K = np.array([[[[0., 1.], [2., 3.]]]])
+>>> tconv.conv_transpose(X, K, stride=2)[0, 0]
+array([[0., 0., 0., 1.],
+       [0., 0., 2., 3.],
+       [0., 2., 0., 3.],
+       [4., 6., 6., 9.]])
+"""
+
+from .algorithms import ALGORITHMS, MATRIX_LIMIT_BYTES, conv_matrix
+from .functional import (
+    conv,
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_backward,
+    conv_transpose,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+    conv_transpose_backward,
+)
+from .layers import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .padding import PADDING_MODES
+from .spec import ConvSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALGORITHMS",
+    "MATRIX_LIMIT_BYTES",
+    "PADDING_MODES",
+    "ConvSpec",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "conv",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_backward",
+    "conv_matrix",
+    "conv_transpose",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "conv_transpose_backward",
+]

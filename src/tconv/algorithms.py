@@ -1,0 +1,251 @@
+"""The algorithms: plain functions over a :class:`~tconv.spec.ConvSpec` and checked arrays.
+
+Symbols (see :mod:`tconv.spec`): ``N`` batch, ``G`` groups, ``Cs``/``Cl`` the small/large side's
+channels per group, ``n``/``L`` their spatial sizes, ``k`` the kernel, ``s`` the stride, ``d`` the
+dilation, ``P_x`` the product of the sizes ``x``. Arrays reaching an algorithm are batched and of
+``spec.dtype``; weights are ``(G*Cs, Cl, *k)``.
+
+A transposed convolution takes the small side to the large side. Every transposed algorithm in
+:data:`TRANSPOSED` computes the same numbers, three ways (the seeds' three views):
+
+- ``scatter``: every input element times the kernel, added into the output at stride offsets;
+- ``zero_insertion``: ``s-1`` zeros between input elements, a border of ``d*(k-1) - padding``
+  (negative: a crop), ``output_padding`` more at the end, then a correlation with the flipped kernel;
+- ``matrix``: ``y = W^T x`` with ``W`` the dense matrix of the convolution (see :func:`conv_matrix`).
+
+All three work in the *core* domain (``spec.core_crop``): for ``padding_mode='zeros'`` that is the
+output itself; for the other modes it is the padded domain, folded back by :func:`padding.fold`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import product
+from math import prod
+
+import numpy as np
+
+from .padding import fold, pad, pad_or_crop
+from .spec import ConvSpec
+
+#: The matrix algorithm refuses a problem whose dense matrix would be larger than this many bytes.
+MATRIX_LIMIT_BYTES = 256 * 2**20
+
+Slices = tuple[slice, ...]
+
+
+def _grouped(spec: ConvSpec, a: np.ndarray, channels: int) -> np.ndarray:
+    """``(N, C, *sp)`` to ``(N, G, C/G, *sp)``, a view."""
+    return a.reshape(a.shape[0], spec.groups, channels // spec.groups, *a.shape[2:])
+
+
+def _grouped_weight(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
+    """``(G*Cs, Cl, *k)`` to ``(G, Cs, Cl, *k)``, a view."""
+    return w.reshape(spec.groups, spec.small_channels // spec.groups, *w.shape[1:])
+
+
+def tap_slices(spec: ConvSpec) -> Iterator[tuple[tuple[int, ...], Slices, Slices]]:
+    """For each kernel tap ``t``: the small-side pixels ``i`` it connects and where they land.
+
+    Small pixel ``i`` and tap ``t`` meet core pixel ``j = i*s + t*d - crop_before``; only the ``i``
+    whose ``j`` falls inside the core are kept. Yields ``(t, small_slices, core_slices)``, the two
+    slice tuples selecting the same number of pixels, in the same order; taps that reach no core
+    pixel are skipped.
+    """
+    per_dim = []
+    for n, k, s, d, (cb, _), size in zip(
+        spec.small, spec.kernel, spec.stride, spec.dilation, spec.core_crop, spec.core_size
+    ):
+        options = []
+        for t in range(k):
+            off = t * d - cb
+            lo = max(0, -(off // s))  # the first i with i*s + off >= 0
+            hi = min(n - 1, (size - 1 - off) // s)
+            if lo <= hi:
+                options.append((t, slice(lo, hi + 1), slice(lo * s + off, hi * s + off + 1, s)))
+        per_dim.append(options)
+    for combo in product(*per_dim):
+        yield tuple(c[0] for c in combo), tuple(c[1] for c in combo), tuple(c[2] for c in combo)
+
+
+def _contract(w_t: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``(G, Cs, Cl)`` tap weights times ``(N, G, Cs, *sp)``: ``(N, G, Cl, *sp)``."""
+    return np.einsum("gco,ngc...->ngo...", w_t, a, optimize=True)
+
+
+def _finish(spec: ConvSpec, core: np.ndarray) -> np.ndarray:
+    """``(N, G, Cl, *core)`` to the output ``(N, G*Cl, *L)``: fold the padded domain if any."""
+    core = core.reshape(core.shape[0], spec.large_channels, *core.shape[3:])
+    if spec.padding_mode == "zeros":
+        return core
+    return fold(core, spec.pads, spec.padding_mode)
+
+
+def core_of_large(spec: ConvSpec, large: np.ndarray) -> np.ndarray:
+    """The transpose of :func:`_finish`: the large side ``(N, C, *L)`` in the core domain."""
+    if spec.padding_mode == "zeros":
+        return large
+    return pad(large, spec.pads, spec.padding_mode)
+
+
+# --------------------------------------------------------------------------- transposed algorithms
+
+
+def scatter(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Each input element times the whole kernel, added into the output at stride offsets.
+
+    ``x`` ``(N, G*Cs, *n)``, ``w`` ``(G*Cs, Cl, *k)`` -> ``(N, G*Cl, *L)``. All products at once are
+    one matrix product (``cols``); the adding is one strided slice per kernel tap.
+    """
+    N, G = x.shape[0], spec.groups
+    wg = _grouped_weight(spec, w)
+    Cs, Cl = wg.shape[1], wg.shape[2]
+    # cols[n, g, o, t, i] = sum_c w[g, c, o, t] * x[n, g, c, i]: (N, G, Cl*P_k, P_n)
+    w_mat = wg.reshape(G, Cs, Cl * prod(spec.kernel)).transpose(0, 2, 1)
+    x_mat = _grouped(spec, x, spec.small_channels).reshape(N, G, Cs, prod(spec.small))
+    cols = np.matmul(w_mat, x_mat).reshape(N, G, Cl, *spec.kernel, *spec.small)
+    core = np.zeros((N, G, Cl, *spec.core_size), dtype=spec.dtype)
+    for t, small_sl, core_sl in tap_slices(spec):
+        core[(Ellipsis, *core_sl)] += cols[(slice(None),) * 3 + t + small_sl]
+    return _finish(spec, core)
+
+
+def zero_insertion(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Insert ``s-1`` zeros between inputs, pad by ``d*(k-1) - padding``, correlate with the flipped kernel.
+
+    ``x`` ``(N, G*Cs, *n)`` -> dilated ``(N, G*Cs, *((n-1)*s + 1))`` -> padded by
+    ``(d*(k-1) - before, d*(k-1) - after + output_padding)`` (a negative border crops) ->
+    correlated at stride 1 with the kernel flipped in every spatial dimension -> ``(N, G*Cl, *L)``.
+    """
+    rank = spec.rank
+    # 1. the "processing image": stride-1 zeros between input elements
+    dilated = np.zeros(
+        (*x.shape[:2], *((n - 1) * s + 1 for n, s in zip(spec.small, spec.stride))), dtype=spec.dtype
+    )
+    dilated[(Ellipsis, *(slice(None, None, s) for s in spec.stride))] = x
+    # 2. border of d*(k-1) - crop on each side (output_padding is a smaller crop after)
+    border = tuple(
+        (d * (k - 1) - cb, d * (k - 1) - ca)
+        for k, d, (cb, ca) in zip(spec.kernel, spec.dilation, spec.core_crop)
+    )
+    image = _grouped(spec, pad_or_crop(dilated, border), spec.small_channels)
+    # 3. correlate with the flipped kernel: out[j] = sum_t image[j + t*d] * w[k-1-t]
+    flipped = _grouped_weight(spec, w)[(Ellipsis, *(slice(None, None, -1),) * rank)]
+    core = np.zeros((x.shape[0], spec.groups, spec.large_channels // spec.groups, *spec.core_size),
+                    dtype=spec.dtype)
+    for t in np.ndindex(*spec.kernel):
+        window = tuple(slice(ti * d, ti * d + size)
+                       for ti, d, size in zip(t, spec.dilation, spec.core_size))
+        core += _contract(flipped[(Ellipsis, *t)], image[(Ellipsis, *window)])
+    return _finish(spec, core)
+
+
+def conv_matrix(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
+    """The dense matrix ``W`` of the convolution that this transposed convolution transposes.
+
+    Shape ``(C_small*P_n, C_large*P_L)``, row-major over ``(channel, *spatial)`` on both sides, so that
+    ``conv(x) = W @ x.ravel()`` (per sample, bias aside) and ``conv_transpose(y) = W.T @ y.ravel()``.
+    The padding mode is part of ``W``. Refuses (ValueError) a matrix over :data:`MATRIX_LIMIT_BYTES`.
+
+    >>> from tconv.spec import transposed_spec
+    >>> K = np.array([[[[1., 2.], [3., 4.]]]])
+    >>> conv_matrix(transposed_spec("demo", np.zeros((1, 1, 2, 2)), K, None), K)[0]   # D2L 14.10.3
+    array([1., 2., 0., 3., 4., 0., 0., 0., 0.])
+    """
+    G = spec.groups
+    Cs, Cl = spec.small_channels // G, spec.large_channels // G
+    rows, cols = spec.small_channels * prod(spec.small), spec.large_channels * prod(spec.core_size)
+    need = rows * cols * spec.dtype.itemsize
+    if need > MATRIX_LIMIT_BYTES:
+        raise ValueError(
+            f"algorithm='matrix': the dense convolution matrix would have shape ({rows}, {cols}) "
+            f"and need {need / 2**20:.1f} MiB, above the {MATRIX_LIMIT_BYTES // 2**20} MiB limit "
+            f"(tconv.algorithms.MATRIX_LIMIT_BYTES); use algorithm='scatter' or 'auto'"
+        )
+    # Per dimension the (i, t, j) triples with j = i*s + t*d - crop_before inside the core.
+    triples = []
+    for n, k, s, d, (cb, _), size in zip(
+        spec.small, spec.kernel, spec.stride, spec.dilation, spec.core_crop, spec.core_size
+    ):
+        i, t = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
+        j = i * s + t * d - cb
+        keep = (j >= 0) & (j < size)
+        triples.append((i[keep], t[keep], j[keep]))
+    pick = [g.ravel() for g in np.meshgrid(*(np.arange(len(tr[0])) for tr in triples), indexing="ij")]
+    flat = [
+        np.ravel_multi_index([tr[part][p] for tr, p in zip(triples, pick)], sizes)
+        for part, sizes in ((0, spec.small), (1, spec.kernel), (2, spec.core_size))
+    ]
+    # One tap joins a given (i, j) at most, so plain assignment places every weight.
+    blocks = np.zeros((G, Cs, prod(spec.small), Cl, prod(spec.core_size)), dtype=spec.dtype)
+    wk = _grouped_weight(spec, w).reshape(G, Cs, Cl, prod(spec.kernel))
+    blocks[:, :, flat[0], :, flat[2]] = np.moveaxis(wk[..., flat[1]], -1, 0)
+    dense = np.zeros((G, Cs, prod(spec.small), G, Cl, *spec.core_size), dtype=spec.dtype)
+    for g in range(G):
+        dense[g, :, :, g] = blocks[g].reshape(Cs, prod(spec.small), Cl, *spec.core_size)
+    dense = dense.reshape(spec.small_channels, prod(spec.small), spec.large_channels, *spec.core_size)
+    if spec.padding_mode != "zeros":
+        dense = fold(dense, spec.pads, spec.padding_mode)
+    return dense.reshape(spec.small_channels * prod(spec.small), spec.large_channels * prod(spec.large))
+
+
+def matrix(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``y = W^T x`` with ``W`` from :func:`conv_matrix`: ``(N, C_small*P_n) @ W`` -> ``(N, C_large, *L)``."""
+    W = conv_matrix(spec, w)
+    return (x.reshape(x.shape[0], -1) @ W).reshape(x.shape[0], spec.large_channels, *spec.large)
+
+
+#: Transposed-convolution algorithms by name; each ``f(spec, x, w) -> y`` (bias not included).
+TRANSPOSED: dict[str, Callable[[ConvSpec, np.ndarray, np.ndarray], np.ndarray]] = {
+    "scatter": scatter,
+    "zero_insertion": zero_insertion,
+    "matrix": matrix,
+}
+
+#: The names ``algorithm=`` accepts.
+ALGORITHMS: tuple[str, ...] = ("auto", *TRANSPOSED)
+
+
+def choose(spec: ConvSpec) -> str:
+    """The algorithm ``auto`` runs for ``spec``, and why.
+
+    For now always ``scatter``: one matrix product for all input-times-kernel products and one strided
+    addition per kernel tap, with no zero-inserted copy and no dense matrix.
+    """
+    return "scatter"
+
+
+# --------------------------------------------------------------------------- the other direction
+
+
+def gather(spec: ConvSpec, large: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The convolution: large side ``(N, G*Cl, *L)`` to small side ``(N, G*Cs, *n)``.
+
+    ``small[i] = sum_t w[t] . core[i*s + t*d - crop_before]``, the core being the large side padded
+    in the padding mode; the exact transpose of the transposed algorithms above.
+    """
+    N = large.shape[0]
+    core = _grouped(spec, core_of_large(spec, large), spec.large_channels)
+    wg = _grouped_weight(spec, w)
+    wt = np.moveaxis(wg, 1, 2)  # (G, Cl, Cs, *k)
+    small = np.zeros((N, spec.groups, wg.shape[1], *spec.small), dtype=spec.dtype)
+    for t, small_sl, core_sl in tap_slices(spec):
+        small[(Ellipsis, *small_sl)] += _contract(wt[(Ellipsis, *t)], core[(Ellipsis, *core_sl)])
+    return small.reshape(N, spec.small_channels, *spec.small)
+
+
+def weight_grad(spec: ConvSpec, small: np.ndarray, large: np.ndarray) -> np.ndarray:
+    """The gradient of either direction with respect to the weight, ``(G*Cs, Cl, *k)``.
+
+    ``dw[c, o, t] = sum_{N, i} small[N, c, i] * core[N, o, i*s + t*d - crop_before]``: a correlation of
+    the small side with the (padded) large side, whichever of them is the input.
+    """
+    G = spec.groups
+    sg = _grouped(spec, small, spec.small_channels)
+    core = _grouped(spec, core_of_large(spec, large), spec.large_channels)
+    dw = np.zeros((G, sg.shape[2], core.shape[2], *spec.kernel), dtype=spec.dtype)
+    for t, small_sl, core_sl in tap_slices(spec):
+        dw[(Ellipsis, *t)] = np.einsum(
+            "ngc...,ngo...->gco", sg[(Ellipsis, *small_sl)], core[(Ellipsis, *core_sl)], optimize=True
+        )
+    return dw.reshape(spec.weight_shape)

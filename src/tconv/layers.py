@@ -1,0 +1,245 @@
+"""Layers with PyTorch's constructors, attribute names, ``repr`` and ``state_dict`` keys.
+
+``ConvTranspose1d/2d/3d`` and ``Conv1d/2d/3d`` hold ``weight`` and ``bias`` as NumPy arrays, initialised
+as PyTorch does (uniform in ``±1/sqrt(fan_in)``, ``fan_in = weight.shape[1] * prod(kernel_size)``),
+from ``rng`` (an int seed or a ``numpy.random.Generator``). Calling a layer runs the forward pass and
+remembers its input; ``layer.backward(grad_output)`` returns the input's gradient and adds the weight's
+and bias's to ``layer.grad_weight`` / ``layer.grad_bias`` (accumulated, as in PyTorch, until
+``layer.zero_grad()``).
+
+>>> layer = ConvTranspose2d(1, 1, kernel_size=2, stride=2, padding=1, output_padding=1, bias=False)
+>>> layer
+ConvTranspose2d(1, 1, kernel_size=(2, 2), stride=(2, 2), padding=(1, 1), output_padding=(1, 1), bias=False)
+>>> layer(np.ones((1, 1, 2, 2))).shape
+(1, 1, 3, 3)
+"""
+
+from __future__ import annotations
+
+from math import prod, sqrt
+from typing import Any
+
+import numpy as np
+
+from .functional import _conv_spec, _conv_transpose_spec, backward
+from .padding import PADDING_MODES
+from .spec import as_array, int_tuple, padding_pairs
+
+
+class _ConvLayer:
+    """Shared by both directions: argument checks, parameters, state_dict, gradients, repr."""
+
+    _rank: int
+    _transposed: bool
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: int | str | tuple = 0,
+        output_padding: int | tuple[int, ...] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: int | tuple[int, ...] = 1,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        rng: int | np.random.Generator | None = None,
+    ) -> None:
+        name, rank = type(self).__name__, self._rank
+        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels),
+                           ("groups", groups)):
+            int_tuple(name, arg, value, 1, 1)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
+                f"divisible by groups ({groups})"
+            )
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = int_tuple(name, "kernel_size", kernel_size, rank, 1)
+        self.stride = int_tuple(name, "stride", stride, rank, 1)
+        self.dilation = int_tuple(name, "dilation", dilation, rank, 1)
+        self.output_padding = int_tuple(name, "output_padding", output_padding, rank, 0)
+        if any(o >= s and o >= d for o, s, d in zip(self.output_padding, self.stride, self.dilation)):
+            raise ValueError(
+                f"{name}: output_padding must be smaller than either stride or dilation in every "
+                f"dimension, got output_padding={self.output_padding}, stride={self.stride}, "
+                f"dilation={self.dilation}"
+            )
+        pairs = padding_pairs(name, padding, rank)
+        if isinstance(pairs, str) or any(b != a for b, a in pairs):
+            self.padding = pairs
+        else:
+            self.padding = tuple(b for b, _ in pairs)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        self.padding_mode = padding_mode
+        if device not in (None, "cpu"):
+            raise ValueError(f"{name}: device must be None or 'cpu' (tconv runs on NumPy), got {device!r}")
+        self.dtype = np.dtype(np.float32 if dtype is None else dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name}: dtype must be float32 or float64, got {self.dtype}")
+        self.transposed = self._transposed
+
+        shape = ((in_channels, out_channels // groups) if self._transposed
+                 else (out_channels, in_channels // groups)) + self.kernel_size
+        bound = 1 / sqrt(shape[1] * prod(self.kernel_size))
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.weight = gen.uniform(-bound, bound, shape).astype(self.dtype)
+        self.bias = gen.uniform(-bound, bound, out_channels).astype(self.dtype) if bias else None
+        self.grad_weight: np.ndarray | None = None
+        self.grad_bias: np.ndarray | None = None
+        self._saved: tuple[Any, np.ndarray] | None = None  # (spec, input) of the last call
+
+    # ----------------------------------------------------------------- parameters
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """``{'weight': ..., 'bias': ...}`` (no 'bias' without bias), PyTorch's keys."""
+        state = {"weight": self.weight}
+        if self.bias is not None:
+            state["bias"] = self.bias
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
+        """Copy parameters from a mapping of NumPy arrays or torch tensors, PyTorch's keys and shapes."""
+        name = type(self).__name__
+        own = self.state_dict()
+        missing = sorted(set(own) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(own))
+        if strict and (missing or unexpected):
+            raise ValueError(
+                f"{name}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
+            )
+        for key in own.keys() & state_dict.keys():
+            value = as_array(f"{name}.load_state_dict", key, state_dict[key])
+            if value.shape != own[key].shape:
+                raise ValueError(
+                    f"{name}.load_state_dict: {key} must have shape {own[key].shape}, got {value.shape}"
+                )
+            setattr(self, key, np.array(value, dtype=self.dtype))
+
+    def zero_grad(self) -> None:
+        """Forget the accumulated gradients."""
+        self.grad_weight = self.grad_bias = None
+
+    def backward(self, grad_output: Any) -> np.ndarray:
+        """The input's gradient for the last call; the weight's and bias's are added to
+        ``grad_weight`` / ``grad_bias``."""
+        name = f"{type(self).__name__}.backward"
+        if self._saved is None:
+            raise ValueError(f"{name}: call the layer on an input first")
+        spec, x = self._saved
+        grad_input, grad_weight, grad_bias = backward(name, spec, grad_output, x, self.weight)
+        self.grad_weight = grad_weight if self.grad_weight is None else self.grad_weight + grad_weight
+        if self.bias is not None:
+            self.grad_bias = grad_bias if self.grad_bias is None else self.grad_bias + grad_bias
+        return grad_input
+
+    # ----------------------------------------------------------------- repr
+    def extra_repr(self) -> str:
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}")
+        if isinstance(self.padding, str) or any(self.padding):
+            s += f", padding={self.padding}"
+        if self.dilation != (1,) * self._rank:
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0,) * self._rank:
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class _ConvTransposeNd(_ConvLayer):
+    _transposed = True
+
+    def __call__(self, input: Any, output_size: tuple[int, ...] | None = None) -> np.ndarray:
+        """``(N, C_in, *in)`` or ``(C_in, *in)`` to ``(N, C_out, *out)``; see :func:`tconv.conv_transpose`.
+
+        ``output_size`` (PyTorch's) overrides ``output_padding`` for this call.
+        """
+        output_padding = self.output_padding if output_size is None else 0
+        y, spec, x = _conv_transpose_spec(
+            type(self).__name__, input, self.weight, self.bias, self.stride, self.padding,
+            output_padding, self.groups, self.dilation, output_size, self.padding_mode, "auto")
+        self._saved = (spec, x)
+        return y
+
+    forward = __call__
+
+
+class _ConvNd(_ConvLayer):
+    _transposed = False
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: int | str | tuple = 0,
+        dilation: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        rng: int | np.random.Generator | None = None,
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, 0, groups, bias,
+                         dilation, padding_mode, device, dtype, rng=rng)
+
+    def __call__(self, input: Any) -> np.ndarray:
+        """``(N, C_in, *in)`` or ``(C_in, *in)`` to ``(N, C_out, *out)``; see :func:`tconv.conv`."""
+        y, spec, x = _conv_spec(type(self).__name__, input, self.weight, self.bias, self.stride,
+                                self.padding, self.dilation, self.groups, self.padding_mode)
+        self._saved = (spec, x)
+        return y
+
+    forward = __call__
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """PyTorch's ``nn.ConvTranspose1d``: weight ``(C_in, C_out/groups, k)``; any padding_mode."""
+
+    _rank = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """PyTorch's ``nn.ConvTranspose2d``: weight ``(C_in, C_out/groups, kh, kw)``; any padding_mode."""
+
+    _rank = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """PyTorch's ``nn.ConvTranspose3d``: weight ``(C_in, C_out/groups, kd, kh, kw)``; any padding_mode."""
+
+    _rank = 3
+
+
+class Conv1d(_ConvNd):
+    """PyTorch's ``nn.Conv1d``: weight ``(C_out, C_in/groups, k)``."""
+
+    _rank = 1
+
+
+class Conv2d(_ConvNd):
+    """PyTorch's ``nn.Conv2d``: weight ``(C_out, C_in/groups, kh, kw)``."""
+
+    _rank = 2
+
+
+class Conv3d(_ConvNd):
+    """PyTorch's ``nn.Conv3d``: weight ``(C_out, C_in/groups, kd, kh, kw)``."""
+
+    _rank = 3
