@@ -127,7 +127,8 @@ def test_valid_is_zero_padding(cfg):
 def test_output_size_matches_torch_layer(cfg, data):
     x, w, b = cfg.arrays()
     lo = tuple(L - o for L, o in zip(cfg.out_size, cfg.output_padding))
-    size = tuple(data.draw(st.integers(low, low + s - 1)) for low, s in zip(lo, cfg.stride))
+    assume(all(low + s - 1 >= 1 for low, s in zip(lo, cfg.stride)))
+    size = tuple(data.draw(st.integers(max(low, 1), low + s - 1)) for low, s in zip(lo, cfg.stride))
     layer = getattr(torch.nn, f"ConvTranspose{cfg.rank}d")(
         cfg.c_in, cfg.c_out, cfg.kernel, cfg.stride, cfg.padding, 0, cfg.groups, True,
         cfg.dilation).double()

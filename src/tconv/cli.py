@@ -38,8 +38,9 @@ def _call(ex) -> str:
     return f"tconv.{ex.op}(input, weight{args})"
 
 
-def tour(out=sys.stdout) -> int:
+def tour(out=None) -> int:
     """Print every seed example recomputed by tconv; returns the number that did not match."""
+    out = out or sys.stdout
     bad = 0
     for ex in EXAMPLES:
         x, w, expected = ex.arrays()

@@ -1,0 +1,191 @@
+"""Layers: PyTorch's constructors, repr, state_dict, initialisation, forward and backward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tconv
+from tconv.examples import EXAMPLES
+
+NAMES = [f"{kind}{r}d" for kind in ("ConvTranspose", "Conv") for r in (1, 2, 3)]
+
+
+@st.composite
+def layer_args(draw):
+    name = draw(st.sampled_from(NAMES))
+    rank = int(name[-2])
+    groups = draw(st.sampled_from([1, 2]))
+    kw = dict(
+        in_channels=groups * draw(st.integers(1, 3)),
+        out_channels=groups * draw(st.integers(1, 3)),
+        kernel_size=draw(st.one_of(st.integers(1, 3), st.tuples(*[st.integers(1, 3)] * rank))),
+        stride=draw(st.one_of(st.integers(1, 3), st.tuples(*[st.integers(1, 3)] * rank))),
+        padding=draw(st.one_of(st.integers(0, 2), st.tuples(*[st.integers(0, 2)] * rank))),
+        dilation=draw(st.one_of(st.integers(1, 2), st.tuples(*[st.integers(1, 2)] * rank))),
+        groups=groups,
+        bias=draw(st.booleans()),
+    )
+    if name.startswith("ConvTranspose"):
+        kw["output_padding"] = draw(st.integers(0, 1))
+        stride = kw["stride"] if isinstance(kw["stride"], tuple) else (kw["stride"],) * rank
+        dil = kw["dilation"] if isinstance(kw["dilation"], tuple) else (kw["dilation"],) * rank
+        if any(kw["output_padding"] >= max(s, d) for s, d in zip(stride, dil)):
+            kw["output_padding"] = 0
+    else:
+        kw["padding_mode"] = draw(st.sampled_from(["zeros", "circular", "reflect", "replicate"]))
+    return name, rank, kw
+
+
+def _pair(name, kw, dtype=torch.float64):
+    """The same layer in tconv and in PyTorch, with PyTorch's parameters loaded into tconv's."""
+    ours = getattr(tconv, name)(**kw, dtype=np.float64 if dtype == torch.float64 else None)
+    theirs = getattr(torch.nn, name)(**kw, dtype=dtype)
+    ours.load_state_dict(theirs.state_dict())
+    return ours, theirs
+
+
+@given(args=layer_args())
+def test_repr_is_pytorchs(args):
+    name, _, kw = args
+    assert repr(getattr(tconv, name)(**kw)) == repr(getattr(torch.nn, name)(**kw))
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.repr], ids=lambda e: e.name)
+def test_repr_of_the_seed_layers(example):
+    layer = tconv.ConvTranspose2d(1, 1, kernel_size=2, bias=False, **example.params)
+    assert repr(layer) == example.repr
+
+
+def test_repr_of_what_pytorch_cannot_build():
+    assert repr(tconv.ConvTranspose2d(4, 8, 3, 2, padding="same", padding_mode="circular")) == (
+        "ConvTranspose2d(4, 8, kernel_size=(3, 3), stride=(2, 2), padding=same, "
+        "padding_mode=circular)")
+    assert repr(tconv.ConvTranspose1d(4, 8, 4, 2, padding=((1, 2),), bias=False)) == (
+        "ConvTranspose1d(4, 8, kernel_size=(4,), stride=(2,), padding=((1, 2),), bias=False)")
+
+
+@given(args=layer_args(), data=st.data())
+def test_forward_and_backward_match_pytorch_modules(args, data):
+    name, rank, kw = args
+    ours, theirs = _pair(name, kw)
+    size = tuple(data.draw(st.integers(3, 5)) for _ in range(rank))
+    batched = data.draw(st.booleans())
+    shape = ((2,) if batched else ()) + (kw["in_channels"], *size)
+    x = np.random.default_rng(0).standard_normal(shape)
+    xt = torch.tensor(x, requires_grad=True)
+    try:
+        expected = theirs(xt)
+    except RuntimeError:  # PyTorch: output too small, or a reflect border too wide
+        with pytest.raises(ValueError):
+            ours(x)
+        return
+    y = ours(x)
+    np.testing.assert_allclose(y, expected.detach().numpy(), rtol=1e-9, atol=1e-9)
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    expected.backward(torch.tensor(g))
+    gi = ours.backward(g)
+    np.testing.assert_allclose(gi, xt.grad.numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ours.grad_weight, theirs.weight.grad.numpy(), rtol=1e-9, atol=1e-9)
+    if kw["bias"]:
+        np.testing.assert_allclose(ours.grad_bias, theirs.bias.grad.numpy(), rtol=1e-9, atol=1e-9)
+    else:
+        assert ours.grad_bias is None
+
+
+def test_output_size_and_backward_after_it():
+    ours, theirs = _pair("ConvTranspose2d", dict(in_channels=3, out_channels=2, kernel_size=3,
+                                                 stride=2, padding=1))
+    x = np.random.default_rng(0).standard_normal((1, 3, 4, 5))
+    xt = torch.tensor(x, requires_grad=True)
+    expected = theirs(xt, output_size=[8, 10])
+    y = ours(x, output_size=(8, 10))
+    assert y.shape == (1, 2, 8, 10)
+    np.testing.assert_allclose(y, expected.detach().numpy(), rtol=1e-10)
+    expected.backward(torch.ones_like(expected))
+    np.testing.assert_allclose(ours.backward(np.ones(y.shape)), xt.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(ours.grad_weight, theirs.weight.grad.numpy(), rtol=1e-10)
+
+
+def test_gradients_accumulate_until_zero_grad():
+    layer = tconv.ConvTranspose1d(2, 2, 3, rng=0)
+    x = np.ones((1, 2, 4))
+    layer(x)
+    layer.backward(np.ones((1, 2, 6)))
+    once = layer.grad_weight.copy()
+    layer(x)
+    layer.backward(np.ones((1, 2, 6)))
+    np.testing.assert_allclose(layer.grad_weight, 2 * once)
+    np.testing.assert_allclose(layer.grad_bias, [12.0, 12.0])
+    layer.zero_grad()
+    assert layer.grad_weight is None and layer.grad_bias is None
+
+
+def test_backward_before_forward_is_a_clear_error():
+    with pytest.raises(ValueError, match="call the layer on an input first"):
+        tconv.Conv2d(1, 1, 3).backward(np.ones((1, 1, 2, 2)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_initialisation_follows_pytorch(name):
+    rank = int(name[-2])
+    kw = dict(in_channels=16, out_channels=32, kernel_size=3, groups=2)
+    layer = getattr(tconv, name)(**kw, rng=7)
+    reference = getattr(torch.nn, name)(**kw)
+    assert layer.weight.shape == tuple(reference.weight.shape)
+    assert layer.bias.shape == tuple(reference.bias.shape)
+    assert layer.weight.dtype == np.float32
+    fan_in = layer.weight.shape[1] * 3**rank
+    bound = 1 / np.sqrt(fan_in)
+    for ours, theirs in ((layer.weight, reference.weight), (layer.bias, reference.bias)):
+        assert np.abs(ours).max() <= bound
+        assert np.abs(theirs.detach().numpy()).max() <= bound
+    # uniform on [-bound, bound]: standard deviation bound/sqrt(3)
+    assert abs(layer.weight.std() - bound / np.sqrt(3)) < 0.1 * bound
+    np.testing.assert_array_equal(getattr(tconv, name)(**kw, rng=7).weight, layer.weight)
+    assert not np.array_equal(getattr(tconv, name)(**kw, rng=8).weight, layer.weight)
+
+
+def test_state_dict_keys_and_loading():
+    layer = tconv.ConvTranspose2d(2, 4, 3)
+    reference = torch.nn.ConvTranspose2d(2, 4, 3)
+    assert list(layer.state_dict()) == list(reference.state_dict()) == ["weight", "bias"]
+    assert list(tconv.Conv1d(1, 1, 1, bias=False).state_dict()) == ["weight"]
+    layer.load_state_dict(reference.state_dict())
+    np.testing.assert_array_equal(layer.weight, reference.weight.detach().numpy())
+    source = {"weight": np.ones((2, 4, 3, 3)), "bias": np.zeros(4)}
+    layer.load_state_dict(source)
+    assert layer.weight.dtype == np.float32
+    layer.weight[0, 0, 0, 0] = 5.0
+    assert source["weight"][0, 0, 0, 0] == 1.0  # loading copies
+    with pytest.raises(ValueError, match=r"missing keys \['bias'\], unexpected keys \['b'\]"):
+        layer.load_state_dict({"weight": np.ones((2, 4, 3, 3)), "b": np.zeros(4)})
+    with pytest.raises(ValueError, match=r"weight must have shape \(2, 4, 3, 3\), got \(4, 2, 3, 3\)"):
+        layer.load_state_dict({"weight": np.ones((4, 2, 3, 3)), "bias": np.zeros(4)})
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: tconv.ConvTranspose2d(3, 4, 3, groups=2), r"must both be divisible by groups"),
+        (lambda: tconv.Conv2d(0, 4, 3), r"in_channels must be positive"),
+        (lambda: tconv.Conv2d(2, 4, 0), r"kernel_size must be positive"),
+        (lambda: tconv.ConvTranspose2d(2, 4, 3, stride=2, output_padding=2),
+         r"output_padding must be smaller than either stride or dilation"),
+        (lambda: tconv.Conv2d(2, 4, 3, padding_mode="mirror"), r"padding_mode must be one of"),
+        (lambda: tconv.Conv2d(2, 4, 3, padding="full"), r"padding must be an int, a tuple"),
+        (lambda: tconv.Conv2d(2, 4, 3, device="cuda"), r"device must be None or 'cpu'"),
+    ],
+)
+def test_constructor_errors(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_dtype_argument():
+    assert tconv.Conv2d(1, 1, 2, dtype=np.float64).weight.dtype == np.float64
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        tconv.Conv2d(1, 1, 2, dtype=np.int32)
