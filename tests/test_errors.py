@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tconv
 
@@ -129,3 +131,33 @@ def test_errors_name_the_function_called():
         tconv.conv_transpose2d(X, W, stride=0)
     with pytest.raises(ValueError, match=r"^ConvTranspose2d: stride must be positive"):
         tconv.ConvTranspose2d(2, 3, 3, stride=0)
+
+
+ODD = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 5), st.floats(-2, 2), st.text(max_size=5),
+    st.sampled_from(["same", "valid", "zeros", "circular", "reflect", "replicate"]),
+    st.lists(st.integers(-2, 4), max_size=4).map(tuple),
+    st.lists(st.tuples(st.integers(-1, 3), st.integers(-1, 3)), max_size=3).map(tuple),
+)
+SHAPES = st.lists(st.integers(0, 4), min_size=0, max_size=5).map(tuple)
+
+
+@given(x_shape=SHAPES, w_shape=SHAPES, kwargs=st.dictionaries(
+    st.sampled_from(["stride", "padding", "output_padding", "groups", "dilation", "output_size",
+                     "padding_mode", "algorithm", "bias"]), ODD, max_size=4),
+    transposed=st.booleans())
+def test_anything_is_a_result_or_a_clear_error(x_shape, w_shape, kwargs, transposed):
+    """Whatever the arguments: a result, a ValueError or a TypeError; never another exception."""
+    x, w = np.ones(x_shape), np.ones(w_shape)
+    if transposed:
+        call = lambda: tconv.conv_transpose(x, w, **kwargs)  # noqa: E731
+    else:
+        for key in ("output_padding", "output_size", "algorithm"):
+            kwargs.pop(key, None)
+        call = lambda: tconv.conv(x, w, **kwargs)  # noqa: E731
+    try:
+        y = call()
+    except (ValueError, TypeError) as exc:
+        assert str(exc).split(":")[0] in {"conv_transpose", "conv", "algorithm='zero_insertion'"}
+        return
+    assert isinstance(y, np.ndarray) and y.dtype == np.float64

@@ -26,10 +26,13 @@ from math import prod
 import numpy as np
 
 from .padding import fold, pad, pad_or_crop
-from .spec import ConvSpec
+from .spec import ConvSpec, check_bytes
 
 #: The matrix algorithm refuses a problem whose dense matrix would be larger than this many bytes.
 MATRIX_LIMIT_BYTES = 256 * 2**20
+
+#: ``scatter`` multiplies as many kernel taps at once as fit in this workspace (or the output's size).
+SCATTER_WORKSPACE_BYTES = 64 * 2**20
 
 Slices = tuple[slice, ...]
 
@@ -94,19 +97,28 @@ def core_of_large(spec: ConvSpec, large: np.ndarray) -> np.ndarray:
 def scatter(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Each input element times the whole kernel, added into the output at stride offsets.
 
-    ``x`` ``(N, G*Cs, *n)``, ``w`` ``(G*Cs, Cl, *k)`` -> ``(N, G*Cl, *L)``. All products at once are
-    one matrix product (``cols``); the adding is one strided slice per kernel tap.
+    ``x`` ``(N, G*Cs, *n)``, ``w`` ``(G*Cs, Cl, *k)`` -> ``(N, G*Cl, *L)``. The products of every input
+    element with a batch of kernel taps are one matrix product (``cols``); the adding is one strided
+    slice per tap. Taps are taken in batches whose ``cols`` stays near the output's size.
     """
     N, G = x.shape[0], spec.groups
-    wg = _grouped_weight(spec, w)
-    Cs, Cl = wg.shape[1], wg.shape[2]
-    # cols[n, g, o, t, i] = sum_c w[g, c, o, t] * x[n, g, c, i]: (N, G, Cl*P_k, P_n)
-    w_mat = wg.reshape(G, Cs, Cl * prod(spec.kernel)).transpose(0, 2, 1)
-    x_mat = _grouped(spec, x, spec.small_channels).reshape(N, G, Cs, prod(spec.small))
-    cols = np.matmul(w_mat, x_mat).reshape(N, G, Cl, *spec.kernel, *spec.small)
+    Cs, Cl = spec.small_channels // G, spec.large_channels // G
+    P_n = prod(spec.small)
+    # wt[g, t, o, c] = w[g, c, o, t]: each tap's (Cl, Cs) matrix, taps outermost so batches are slices
+    wt = _grouped_weight(spec, w).reshape(G, Cs, Cl, prod(spec.kernel)).transpose(0, 3, 2, 1)
+    x_mat = _grouped(spec, x, spec.small_channels).reshape(N, G, Cs, P_n)
     core = np.zeros((N, G, Cl, *spec.core_size), dtype=spec.dtype)
-    for t, small_sl, core_sl in tap_slices(spec):
-        core[(Ellipsis, *core_sl)] += cols[(slice(None),) * 3 + t + small_sl]
+    taps = list(tap_slices(spec))
+    per_tap = max(N * G * Cl * P_n * spec.dtype.itemsize, 1)
+    batch = max(1, max(core.nbytes, SCATTER_WORKSPACE_BYTES) // per_tap)
+    for start in range(0, len(taps), batch):
+        chunk = taps[start : start + batch]
+        flat = [np.ravel_multi_index(t, spec.kernel) for t, _, _ in chunk]
+        # cols[n, g, b, o, i] = sum_c w[g, c, o, t_b] * x[n, g, c, i]: (N, G, B, Cl, *n)
+        cols = np.matmul(wt[:, flat].reshape(G, len(chunk) * Cl, Cs), x_mat)
+        cols = cols.reshape(N, G, len(chunk), Cl, *spec.small)
+        for b, (_, small_sl, core_sl) in enumerate(chunk):
+            core[(Ellipsis, *core_sl)] += cols[(slice(None), slice(None), b, slice(None), *small_sl)]
     return _finish(spec, core)
 
 
@@ -118,6 +130,13 @@ def zero_insertion(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     correlated at stride 1 with the kernel flipped in every spatial dimension -> ``(N, G*Cl, *L)``.
     """
     rank = spec.rank
+    image_size = tuple(
+        (n - 1) * s + 1 + 2 * d * (k - 1) - cb - ca
+        for n, s, k, d, (cb, ca) in zip(spec.small, spec.stride, spec.kernel, spec.dilation,
+                                       spec.core_crop)
+    )
+    check_bytes("algorithm='zero_insertion'", "the zero-inserted image",
+                2 * x.shape[0] * x.shape[1] * prod(image_size) * spec.dtype.itemsize, share=0.5)
     # 1. the "processing image": stride-1 zeros between input elements
     dilated = np.zeros(
         (*x.shape[:2], *((n - 1) * s + 1 for n, s in zip(spec.small, spec.stride))), dtype=spec.dtype

@@ -61,7 +61,13 @@ def _conv_transpose_spec(op, input, weight, bias, stride, padding, output_paddin
     spec = transposed_spec(op, x, w, b, stride, padding, output_padding, groups, dilation,
                            output_size, padding_mode)
     run = _algorithm(op, algorithm, spec)
-    y = run(spec, _batched(spec, x), w.astype(spec.dtype, copy=False))
+    try:
+        y = run(spec, _batched(spec, x), w.astype(spec.dtype, copy=False))
+    except MemoryError as exc:
+        raise ValueError(
+            f"{op}: not enough memory for algorithm {run.__name__!r} from input {x.shape} to output "
+            f"{spec.out_shape}"
+        ) from exc
     return _unbatched(spec, _add_bias(spec, y, b)), spec, x
 
 

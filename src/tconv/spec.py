@@ -247,17 +247,29 @@ def _check_bias(op: str, b: np.ndarray | None, out_channels: int) -> None:
         )
 
 
-def _check_memory(op: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    need = prod(shape) * dtype.itemsize
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, or None where it cannot be read."""
     try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return
-    if need > have:
+        return None
+
+
+def check_bytes(op: str, what: str, need: int, share: float = 1.0) -> None:
+    """Refuse, with a ValueError, an allocation over ``share`` of this machine's memory.
+
+    A refusal beats a MemoryError or the kernel's out-of-memory killer.
+    """
+    have = physical_memory()
+    if have is not None and need > share * have:
         raise ValueError(
-            f"{op}: the output of shape {shape} would need {need / 2**30:.1f} GiB, more than this "
-            f"machine's {have / 2**30:.1f} GiB of memory"
+            f"{op}: {what} would need {need / 2**30:.1f} GiB, more than "
+            f"{'' if share == 1 else f'{share:.0%} of '}this machine's {have / 2**30:.1f} GiB of memory"
         )
+
+
+def _check_memory(op: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    check_bytes(op, f"the output of shape {shape}", prod(shape) * dtype.itemsize)
 
 
 def _pretty(values: Sequence[int]) -> tuple[int, ...]:
