@@ -94,9 +94,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"tconv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("tour", help="recompute every worked example of the seed documents")
+    bench = sub.add_parser(
+        "bench", help="time tconv against PyTorch and ONNX Runtime on the layer suite",
+        description="Runs every layer of the suite through tconv (auto), PyTorch and ONNX Runtime "
+                    "with the same inputs and threads; prints a table and optionally writes it.",
+        epilog="example: tconv bench --output benchmarks/results   (writes results.md and .json)")
+    bench.add_argument("--layers", help="a JSON layer list (default: benchmarks/layers.json)")
+    bench.add_argument("--only", help="comma-separated layer names")
+    bench.add_argument("--threads", type=int, default=2, help="threads for every system (default 2)")
+    bench.add_argument("--seconds", type=float, default=1.0,
+                       help="minimum timing per system and layer (default 1)")
+    bench.add_argument("--no-backward", action="store_true", help="skip the backward table")
+    bench.add_argument("--output", help="write OUTPUT.md and OUTPUT.json")
     args = parser.parse_args(argv)
     if args.command == "tour":
         return 1 if tour() else 0
+    if args.command == "bench":
+        from . import bench as bench_module
+
+        return bench_module.main(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
