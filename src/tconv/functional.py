@@ -62,13 +62,14 @@ def _conv_transpose_spec(op, input, weight, bias, stride, padding, output_paddin
                            output_size, padding_mode)
     run = _algorithm(op, algorithm, spec)
     try:
-        y = run(spec, _batched(spec, x), w.astype(spec.dtype, copy=False))
+        y = run(spec, _batched(spec, x), w.astype(spec.dtype, copy=False),
+                None if b is None else b.astype(spec.dtype, copy=False))
     except MemoryError as exc:
         raise ValueError(
             f"{op}: not enough memory for algorithm {run.__name__!r} from input {x.shape} to output "
             f"{spec.out_shape}"
         ) from exc
-    return _unbatched(spec, _add_bias(spec, y, b)), spec, x
+    return _unbatched(spec, y), spec, x
 
 
 def _conv_transpose(*args):
