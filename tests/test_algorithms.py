@@ -12,7 +12,7 @@ from oracle import torch_conv_transpose
 from strategies import configs
 
 import tconv
-from tconv import algorithms
+from tconv import algorithms, engine
 from tconv.examples import D2L_MATRIX
 from tconv.spec import transposed_spec
 
@@ -121,8 +121,9 @@ def test_fast_engine_matches_reference_and_torch(cfg, chunk, dtype):
         expected = tconv.conv_transpose(x, w, b, *args, padding_mode=mode, algorithm="scatter")
     except ValueError:
         return
-    saved = algorithms.GEMM_CHUNK_BYTES
-    algorithms.GEMM_CHUNK_BYTES = chunk  # small chunks: many row bands and sample groups
+    saved = engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK
+    # small chunks: many row bands and sample groups; always two workers
+    engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK = chunk, 0
     try:
         for name in ("gemm", "direct", "auto"):
             y = tconv.conv_transpose(x, w, b, *args, padding_mode=mode, algorithm=name)
@@ -130,7 +131,7 @@ def test_fast_engine_matches_reference_and_torch(cfg, chunk, dtype):
             tol = 1e-4 if dtype == np.float32 else 1e-10
             np.testing.assert_allclose(y, expected, rtol=tol, atol=tol, err_msg=name)
     finally:
-        algorithms.GEMM_CHUNK_BYTES = saved
+        engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK = saved
     if mode == "zeros":
         ref = torch_conv_transpose(x, w, b, *args)
         np.testing.assert_allclose(expected, ref, rtol=1e-4, atol=1e-4)

@@ -25,6 +25,7 @@ from math import prod
 
 import numpy as np
 
+from . import engine
 from .padding import fold, pad, pad_or_crop
 from .spec import ConvSpec, check_bytes
 
@@ -76,14 +77,7 @@ def _contract(w_t: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.einsum("gco,ngc...->ngo...", w_t, a, optimize=True)
 
 
-def _finish(spec: ConvSpec, core: np.ndarray, b: np.ndarray | None) -> np.ndarray:
-    """The core ``(N, [G, Cl | G*Cl], *core)`` to the output ``(N, G*Cl, *L)``: fold, add the bias."""
-    y = core.reshape(core.shape[0], spec.large_channels, *spec.core_size)
-    if spec.padding_mode != "zeros":
-        y = fold(y, spec.pads, spec.padding_mode)
-    if b is not None:
-        y += b.reshape(-1, *(1,) * spec.rank)
-    return y
+_finish = engine.finish
 
 
 def core_of_large(spec: ConvSpec, large: np.ndarray) -> np.ndarray:
@@ -217,184 +211,13 @@ def matrix(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
     return y if b is None else y + b.reshape(-1, *(1,) * spec.rank)
 
 
-# --------------------------------------------------------------------------- the fast engine
-
-
-def _rank3(spec: ConvSpec, lead: bool = True) -> dict:
-    """The geometry padded to three spatial dimensions with singletons (leading or trailing)."""
-    extra = 3 - spec.rank
-
-    def pad3(values, fill):
-        values = tuple(values)
-        return (fill,) * extra + values if lead else values + (fill,) * extra
-
-    return dict(
-        small=pad3(spec.small, 1), kernel=pad3(spec.kernel, 1), stride=pad3(spec.stride, 1),
-        dilation=pad3(spec.dilation, 1), crop=pad3((cb for cb, _ in spec.core_crop), 0),
-        core=pad3(spec.core_size, 1),
-    )
-
-
-def _reach(n: int, k: int, s: int, d: int, crop: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per output coordinate ``j`` in ``[0, size)``: the ``(t, i)`` with ``i*s + t*d - crop == j``.
-
-    Returns ``table (size, most, 2)`` and ``counts (size,)``.
-    """
-    i, t = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
-    j = (i * s + t * d - crop).ravel()
-    keep = (j >= 0) & (j < size)
-    j, t, i = j[keep], t.ravel()[keep], i.ravel()[keep]
-    counts = np.bincount(j, minlength=size)
-    order = np.argsort(j, kind="stable")
-    slot = np.arange(len(j)) - np.repeat(np.cumsum(counts) - counts, counts)
-    table = np.zeros((size, max(1, int(counts.max(initial=0))), 2), dtype=np.int64)
-    table[j[order], slot, 0] = t[order]
-    table[j[order], slot, 1] = i[order]
-    return table, counts.astype(np.int64)
-
-
-def _chunks(batch: int, rows: int, row_pixels: int, columns: int):
-    """Split the (sample, first-dimension row) space into chunks of about ``columns`` GEMM columns.
-
-    Yields ``(first sample, samples, first row, rows)``: whole samples when one fits, else row bands
-    of one sample.
-    """
-    per_sample = rows * row_pixels
-    if columns >= per_sample:
-        step = max(1, columns // per_sample)
-        for n in range(0, batch, step):
-            yield n, min(step, batch - n), 0, rows
-    else:
-        step = max(1, columns // row_pixels)
-        for n in range(batch):
-            for r in range(0, rows, step):
-                yield n, 1, r, min(step, rows - r)
-
-
-#: ``gemm`` multiplies in chunks whose columns take about this much: small enough to be read back
-#: from cache by col2im, large enough for BLAS to run at full speed.
-GEMM_CHUNK_BYTES = 8 * 2**20
-
-#: ``gemm`` adds channels-last (innermost loop over output channels) from this many output channels
-#: per group; below it, plane by plane.
-CHANNELS_LAST_MIN = 16
-
-#: Compiled loops run on all cores from this many element operations; below, one core is faster.
-PARALLEL_MIN_WORK = 1 << 18
-
-
-def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """One matrix product per chunk of input pixels, then a compiled col2im: the fast general engine.
-
-    Per group and chunk of ``M`` input pixels: ``cols = X^T (M, Cs) @ W (Cs, P_k*Cl)`` (BLAS), every
-    input pixel times the whole kernel; then col2im adds each column into the output at its stride
-    offsets. Nothing is zero-inserted and nothing is multiplied by an inserted zero; chunks keep
-    ``cols`` within :data:`GEMM_CHUNK_BYTES`. With many output channels the adding runs channels-last
-    (long contiguous inner loops) and one final pass turns it channels-first, adding the bias.
-    """
-    Cl = spec.large_channels // spec.groups
-    if Cl >= CHANNELS_LAST_MIN:
-        return _gemm_channels_last(spec, x, w, b)
-    return _gemm_planes(spec, x, w, b)
-
-
-def _gemm_channels_last(spec, x, w, b):
-    from . import kernels
-
-    g3 = _rank3(spec)
-    N, G = x.shape[0], spec.groups
-    Cs, Cl = spec.small_channels // G, spec.large_channels // G
-    P_k, P_n = prod(spec.kernel), prod(spec.small)
-    lead = 3 - spec.rank  # chunks are bands along the first real spatial dimension
-    rows, band = g3["small"][lead], prod(g3["small"][lead + 1 :])
-    x3 = np.ascontiguousarray(x).reshape(N, G * Cs, rows, band)
-    # W[g, c, (t, o)]: taps outermost, output channels innermost (one copy of the weight)
-    wt = w.reshape(G, Cs, Cl, P_k).transpose(0, 1, 3, 2).reshape(G, Cs, P_k * Cl).copy()
-    y = np.zeros((N, spec.large_channels, *g3["core"]), dtype=spec.dtype)
-    fuse = b is not None and spec.padding_mode == "zeros"
-    if fuse:
-        y[...] = b.reshape(-1, 1, 1, 1)
-    s, d, p, k, L = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"]
-    tables = [a for dim in range(3) for a in _reach(g3["small"][dim], k[dim], s[dim], d[dim], p[dim],
-                                                    L[dim])]
-    columns = max(1, GEMM_CHUNK_BYTES // (P_k * Cl * spec.dtype.itemsize))
-    chunks = list(_chunks(N, rows, band, columns))
-    buf = np.empty(P_k * Cl * max(m * r * band for _, m, _, r in chunks), dtype=spec.dtype)
-    parallel = N * P_n * P_k * Cl >= PARALLEL_MIN_WORK
-    col2im = kernels.col2im_gather if parallel else kernels.col2im_gather_serial
-    for first, samples, r_first, nrows in chunks:
-        M = samples * nrows * band
-        # the output coordinates this band can reach, along the banded dimension
-        reach = [(0, size) for size in L]
-        lo = max(0, r_first * s[lead] - p[lead])
-        hi = min(L[lead], (r_first + nrows - 1) * s[lead] + (k[lead] - 1) * d[lead] - p[lead] + 1)
-        if hi <= lo:
-            continue
-        reach[lead] = (lo, hi)
-        shape = list(g3["small"])
-        shape[lead] = nrows
-        offsets = [0, 0, 0]
-        offsets[lead] = r_first
-        for g in range(G):
-            part = x3[first : first + samples, g * Cs : (g + 1) * Cs, r_first : r_first + nrows]
-            if samples == 1:
-                X = part[0].reshape(Cs, M).T  # a transposed view: BLAS reads it as it is
-            else:
-                X = part.transpose(0, 2, 3, 1).reshape(M, Cs)  # one copy of the chunk
-            cols = np.matmul(X, wt[g], out=buf[: M * P_k * Cl].reshape(M, P_k * Cl))
-            col2im(cols.reshape(samples, *shape, *k, Cl), y, first, g * Cl, *offsets, *tables,
-                   *reach[0], *reach[1], *reach[2])
-    return _finish(spec, y, None if fuse else b)
-
-
-def _gemm_planes(spec, x, w, b):
-    from . import kernels
-
-    g3 = _rank3(spec)
-    N, G = x.shape[0], spec.groups
-    Cs, Cl = spec.small_channels // G, spec.large_channels // G
-    P_k = prod(spec.kernel)
-    n0, n1, n2 = g3["small"]
-    x3 = np.ascontiguousarray(x).reshape(N, G * Cs, *g3["small"])
-    core = np.zeros((N, spec.large_channels, *g3["core"]), dtype=spec.dtype)
-    columns = max(1, GEMM_CHUNK_BYTES // (Cl * P_k * spec.dtype.itemsize))
-    chunks = list(_chunks(N, n0, n1 * n2, columns))
-    buf = np.empty(Cl * P_k * max(k * r * n1 * n2 for _, k, _, r in chunks), dtype=spec.dtype)
-    w2 = w.reshape(G, Cs, Cl * P_k)
-    geometry = (*g3["stride"], *g3["dilation"], *g3["crop"])
-    for first, samples, r_first, rows in chunks:
-        M = samples * rows * n1 * n2
-        for g in range(G):
-            part = x3[first : first + samples, g * Cs : (g + 1) * Cs, r_first : r_first + rows]
-            if samples == 1:
-                X = part[0].reshape(Cs, M)  # a view: rows of one sample are contiguous per channel
-            else:
-                X = part.transpose(1, 0, 2, 3, 4).reshape(Cs, M)  # one copy of the chunk
-            cols = np.matmul(w2[g].T, X, out=buf[: Cl * P_k * M].reshape(Cl * P_k, M))
-            kernels.col2im(cols.reshape(Cl, *g3["kernel"], samples, rows, n1, n2), core, first,
-                           g * Cl, r_first, *geometry)
-    return _finish(spec, core, b)
-
-
-def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """Compiled scatter loops, one output plane per task: for few channels per group (depthwise)."""
-    from . import kernels
-
-    g3 = _rank3(spec)
-    core = np.zeros((x.shape[0], spec.large_channels, *g3["core"]), dtype=spec.dtype)
-    kernels.direct(np.ascontiguousarray(x).reshape(*x.shape[:2], *g3["small"]),
-                   np.ascontiguousarray(w).reshape(*w.shape[:2], *g3["kernel"]), core, spec.groups,
-                   *g3["stride"], *g3["dilation"], *g3["crop"])
-    return _finish(spec, core, b)
-
-
 #: Transposed-convolution algorithms by name; each ``f(spec, x, w) -> y`` (bias not included).
 TRANSPOSED: dict[str, Callable[[ConvSpec, np.ndarray, np.ndarray], np.ndarray]] = {
     "scatter": scatter,
     "zero_insertion": zero_insertion,
     "matrix": matrix,
-    "gemm": gemm,
-    "direct": direct,
+    "gemm": engine.gemm,
+    "direct": engine.direct,
 }
 
 #: The names ``algorithm=`` accepts.
@@ -407,13 +230,9 @@ def choose(spec: ConvSpec) -> str:
     ``direct`` (compiled loops) when each group has few input channels, where a matrix product has
     too little to multiply; otherwise ``gemm`` (BLAS, then a compiled col2im).
     """
-    if spec.small_channels // spec.groups <= DIRECT_MAX_CHANNELS:
+    if spec.small_channels // spec.groups <= engine.DIRECT_MAX_CHANNELS:
         return "direct"
     return "gemm"
-
-
-#: ``auto`` runs ``direct`` when a group has at most this many input channels.
-DIRECT_MAX_CHANNELS = 4
 
 
 # --------------------------------------------------------------------------- the other direction

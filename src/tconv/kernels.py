@@ -35,33 +35,47 @@ def _span(size_in, s, off, size_out):
     return lo, max(lo, hi)
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def col2im(cols, y, n_first, c_first, r_first, s0, s1, s2, d0, d1, d2, p0, p1, p2):
-    """``y[n_first+b, c_first+o, j] += cols[o, t0, t1, t2, b, a, i1, i2]``, ``j = (r_first+a, i1, i2)*s + t*d - p``.
+def _col2im(cols, y, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0, p1, p2, bias, assign):
+    """Plane-by-plane col2im: ``y[n_first+b, c_first+o, j] += cols[o, t0, t1, t2, b, i0-f0, i1-f1, i2-f2]``
+    with ``j = i*s + t*d - p``.
 
-    cols: ``(Cl, k0, k1, k2, B, R, n1, n2)`` (a GEMM result, rows (o, t), columns (b, a, i1, i2));
-    y: ``(N, C, L0, L1, L2)``, updated in place.
+    cols: ``(Cl, k0, k1, k2, B, R0, R1, R2)`` (a GEMM result: rows (o, t), columns input pixels);
+    y: ``(N, C, L0, L1, L2)``, updated in place; one task per output plane. With ``assign`` (taps that
+    never meet, ``(k-1)*d < s``, and every pixel reached) pixels are written once,
+    ``cols + bias[c_first+o]``, so ``y`` needs no initialisation.
     """
-    Cl, k0, k1, k2, B, R, n1, n2 = cols.shape
+    Cl, k0, k1, k2, B, R0, R1, n2 = cols.shape
     L0, L1, L2 = y.shape[2], y.shape[3], y.shape[4]
-    for job in prange(B * Cl):
+    for job in range(B * Cl):
         b = job // Cl
         o = job % Cl
-        n = n_first + b
-        c = c_first + o
+        plane = y[n_first + b, c_first + o]
+        add = bias[c_first + o] if assign else 0.0
         for t0 in range(k0):
-            a_lo, a_hi = _span(R, s0, r_first * s0 + t0 * d0 - p0, L0)
+            a0_lo, a0_hi = _span(R0, s0, f0 * s0 + t0 * d0 - p0, L0)
             for t1 in range(k1):
-                i1_lo, i1_hi = _span(n1, s1, t1 * d1 - p1, L1)
+                a1_lo, a1_hi = _span(R1, s1, f1 * s1 + t1 * d1 - p1, L1)
                 for t2 in range(k2):
-                    i2_lo, i2_hi = _span(n2, s2, t2 * d2 - p2, L2)
-                    off = t2 * d2 - p2
-                    for a in range(a_lo, a_hi):
-                        j0 = (r_first + a) * s0 + t0 * d0 - p0
-                        for i1 in range(i1_lo, i1_hi):
-                            j1 = i1 * s1 + t1 * d1 - p1
-                            for i2 in range(i2_lo, i2_hi):
-                                y[n, c, j0, j1, i2 * s2 + off] += cols[o, t0, t1, t2, b, a, i1, i2]
+                    off2 = f2 * s2 + t2 * d2 - p2
+                    i2_lo, i2_hi = _span(n2, s2, off2, L2)
+                    if i2_hi <= i2_lo:
+                        continue
+                    start = i2_lo * s2 + off2
+                    stop = (i2_hi - 1) * s2 + off2 + 1
+                    src = cols[o, t0, t1, t2, b]
+                    for a0 in range(a0_lo, a0_hi):
+                        j0 = (f0 + a0) * s0 + t0 * d0 - p0
+                        for a1 in range(a1_lo, a1_hi):
+                            j1 = (f1 + a1) * s1 + t1 * d1 - p1
+                            # views, not offsets: numba then drops its negative-index checks
+                            dst = plane[j0, j1, start:stop:s2]
+                            row = src[a0, a1, i2_lo:i2_hi]
+                            if assign:
+                                for i in range(i2_hi - i2_lo):
+                                    dst[i] = row[i] + add
+                            else:
+                                for i in range(i2_hi - i2_lo):
+                                    dst[i] += row[i]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
@@ -129,16 +143,6 @@ def direct(x, w, y, groups, s0, s1, s2, d0, d1, d2, p0, p1, p2):
                                     row[i2 * s2 + off] += wv * xrow[i2]
 
 
-def warm_up() -> None:
-    """Compile (or load from the disk cache) every kernel for float32 and float64."""
-    for dt in (np.float32, np.float64):
-        cols = np.zeros((1, 1, 1, 1, 1, 1, 1, 1), dt)
-        y = np.zeros((1, 1, 1, 1, 1), dt)
-        col2im(cols, y, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0)
-        im2col(y, cols, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0)
-        direct(y, y, y, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0)
-
-
 def _col2im_gather(cols, y, n_first, c_first, f0, f1, f2, tab0, cnt0, tab1, cnt1, tab2, cnt2,
                    j0_lo, j0_hi, j1_lo, j1_hi, j2_lo, j2_hi):
     """col2im for a chunk of GEMM columns, gathered per block of output pixels.
@@ -157,7 +161,7 @@ def _col2im_gather(cols, y, n_first, c_first, f0, f1, f2, tab0, cnt0, tab1, cnt1
     cf = cols.reshape(cols.size)
     J0, J1 = j0_hi - j0_lo, j1_hi - j1_lo
     runs = (j2_hi - j2_lo + 63) // 64
-    for job in numba.prange(B * J0 * J1 * runs):
+    for job in range(B * J0 * J1 * runs):
         b = job // (J0 * J1 * runs)
         j0 = j0_lo + (job // (J1 * runs)) % J0
         j1 = j1_lo + (job // runs) % J1
@@ -193,6 +197,6 @@ def _col2im_gather(cols, y, n_first, c_first, f0, f1, f2, tab0, cnt0, tab1, cnt1
                 row[p] += acc[p, o]
 
 
-# Each compiled twice: in parallel for large work, serially for small (a parallel launch costs ~0.1 ms).
-col2im_gather = numba.njit(parallel=True, cache=True)(_col2im_gather)
-col2im_gather_serial = numba.njit(cache=True)(_col2im_gather)
+# Serial, and without the GIL: the engine's two worker threads run them side by side.
+col2im = numba.njit(nogil=True, cache=True)(_col2im)
+col2im_gather = numba.njit(nogil=True, cache=True)(_col2im_gather)

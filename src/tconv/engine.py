@@ -1,0 +1,270 @@
+"""The fast engine: BLAS for the products, compiled loops (:mod:`tconv.kernels`) for the rest.
+
+``gemm`` (general) and ``direct`` (few channels per group) are transposed-convolution algorithms in
+the registry of :mod:`tconv.algorithms`, with the same contract as the reference ones:
+``f(spec, x, w, b) -> y``. ``conv_backward_chunks`` computes a convolution and weight gradients the
+same way, the mirror image (im2col, then products).
+
+How the time is spent (symbols as in :mod:`tconv.algorithms`): per chunk of ``M`` input pixels,
+``cols = every input pixel times the whole kernel`` is one BLAS product of ``M x Cs`` by
+``Cs x Cl*P_k``; col2im then adds each of those ``Cl*P_k*M`` numbers into the output at its stride
+offset. Nothing is zero-inserted and nothing is multiplied by an inserted zero; ``cols`` is kept
+within :data:`GEMM_CHUNK_BYTES` so col2im reads it back from cache. Two workers share the chunks,
+each running a one-thread BLAS product and a compiled col2im: the one's adding overlaps the other's
+multiplying, and no spinning BLAS thread competes with a compiled loop for a core.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from math import prod
+
+import numpy as np
+
+from .padding import fold
+from .spec import ConvSpec
+
+#: Columns of one chunk take about this many bytes (per worker).
+GEMM_CHUNK_BYTES = 4 * 2**20
+
+#: Channels-last adding (inner loop over output channels) from this many output channels per group
+#: when the input's last dimension is shorter than :data:`PLANES_MIN_ROW`; otherwise plane by plane.
+CHANNELS_LAST_MIN = 16
+PLANES_MIN_ROW = 20
+
+#: Below this many multiply-adds one worker in the calling thread is faster than two.
+PARALLEL_MIN_WORK = 1 << 20
+
+#: ``auto`` runs ``direct`` when a group has at most this many input channels.
+DIRECT_MAX_CHANNELS = 4
+
+WORKERS = 2
+
+
+def finish(spec: ConvSpec, core: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """The core ``(N, [G, Cl | G*Cl], *core)`` to the output ``(N, G*Cl, *L)``: fold, add the bias."""
+    y = core.reshape(core.shape[0], spec.large_channels, *spec.core_size)
+    if spec.padding_mode != "zeros":
+        y = fold(y, spec.pads, spec.padding_mode)
+    if b is not None:
+        y += b.reshape(-1, *(1,) * spec.rank)
+    return y
+
+
+# --------------------------------------------------------------------------- geometry helpers
+
+
+def rank3(spec: ConvSpec) -> dict:
+    """The geometry padded to three spatial dimensions with leading singletons, as kernels take it."""
+    extra = 3 - spec.rank
+
+    def pad3(values, fill):
+        return (fill,) * extra + tuple(values)
+
+    return dict(
+        small=pad3(spec.small, 1), kernel=pad3(spec.kernel, 1), stride=pad3(spec.stride, 1),
+        dilation=pad3(spec.dilation, 1), crop=pad3((cb for cb, _ in spec.core_crop), 0),
+        core=pad3(spec.core_size, 1),
+    )
+
+
+def reach_table(n: int, k: int, s: int, d: int, crop: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per output coordinate ``j`` in ``[0, size)``: the ``(t, i)`` with ``i*s + t*d - crop == j``.
+
+    Returns ``table (size, most, 2)`` and ``counts (size,)``.
+
+    >>> table, counts = reach_table(n=3, k=2, s=2, d=1, crop=0, size=6)
+    >>> counts.tolist(), table[1, 0].tolist()
+    ([1, 1, 1, 1, 1, 1], [1, 0])
+    """
+    i, t = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
+    j = (i * s + t * d - crop).ravel()
+    keep = (j >= 0) & (j < size)
+    j, t, i = j[keep], t.ravel()[keep], i.ravel()[keep]
+    counts = np.bincount(j, minlength=size)
+    order = np.argsort(j, kind="stable")
+    slot = np.arange(len(j)) - np.repeat(np.cumsum(counts) - counts, counts)
+    table = np.zeros((size, max(1, int(counts.max(initial=0))), 2), dtype=np.int64)
+    table[j[order], slot, 0] = t[order]
+    table[j[order], slot, 1] = i[order]
+    return table, counts.astype(np.int64)
+
+
+def bands(spec: ConvSpec, g3: dict, batch: int, unit: int) -> list[tuple]:
+    """Chunks of about ``GEMM_CHUNK_BYTES / unit`` input pixels.
+
+    Each is ``(first sample, samples, offsets, shape, reach)``: the chunk's first input coordinate
+    and size per padded dimension, and the output range ``(lo, hi)`` per dimension it can reach.
+    Whole samples when one fits, else bands along the first real spatial dimension.
+    """
+    lead = 3 - spec.rank
+    rows, band = g3["small"][lead], prod(g3["small"][lead + 1 :])
+    columns = max(1, GEMM_CHUNK_BYTES // unit)
+    s, d, p, k, L = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"]
+    out = []
+    if columns >= rows * band:
+        step = max(1, columns // (rows * band))
+        spans = [(n, min(step, batch - n), 0, rows) for n in range(0, batch, step)]
+    else:
+        step = max(1, columns // band)
+        spans = [(n, 1, r, min(step, rows - r)) for n in range(batch) for r in range(0, rows, step)]
+    for first, samples, r_first, nrows in spans:
+        lo = max(0, r_first * s[lead] - p[lead])
+        hi = min(L[lead], (r_first + nrows - 1) * s[lead] + (k[lead] - 1) * d[lead] - p[lead] + 1)
+        if hi <= lo:
+            continue
+        reach = [(0, size) for size in L]
+        reach[lead] = (lo, hi)
+        offsets, shape = [0, 0, 0], list(g3["small"])
+        offsets[lead], shape[lead] = r_first, nrows
+        out.append((first, samples, tuple(offsets), tuple(shape), reach))
+    return out
+
+
+# --------------------------------------------------------------------------- two workers
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_blas = None
+
+
+def _run(jobs: list, work: int) -> None:
+    """Run ``jobs`` (callables), on two workers with one-thread BLAS each when ``work`` is large."""
+    global _pool, _blas
+    if len(jobs) == 1 or work < PARALLEL_MIN_WORK:
+        for job in jobs:
+            job()
+        return
+    with _pool_lock:
+        if _pool is None:
+            from threadpoolctl import ThreadpoolController
+
+            _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="tconv")
+            _blas = ThreadpoolController()
+    with _blas.limit(limits=1, user_api="blas"):
+        for future in [_pool.submit(job) for job in jobs]:
+            future.result()
+
+
+def _split(chunks: list, channels: int) -> list[tuple[list, int, int]]:
+    """Share ``chunks`` and output channels among the workers, so no two write one pixel.
+
+    Chunks of different samples are disjoint; bands of one sample are not (a kernel wider than the
+    stride reaches across the band edge), so a single sample is split by output channels instead.
+    """
+    firsts = sorted({c[0] for c in chunks})
+    if len(firsts) >= WORKERS:
+        owner = {f: i % WORKERS for i, f in enumerate(firsts)}
+        return [([c for c in chunks if owner[c[0]] == w], 0, channels) for w in range(WORKERS)]
+    if channels >= WORKERS:
+        edges = [channels * w // WORKERS for w in range(WORKERS + 1)]
+        return [(chunks, edges[w], edges[w + 1]) for w in range(WORKERS)]
+    return [(chunks, 0, channels)]
+
+
+# --------------------------------------------------------------------------- transposed convolution
+
+
+def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """BLAS products of input pixels with the whole kernel, then compiled col2im (see the module).
+
+    The adding runs plane by plane (inner loop along the input's last dimension) or, for short rows
+    and many output channels, channels-last (inner loop along the channels); a 1x1 input needs no
+    adding at all; where every output pixel meets exactly one tap (kernel == stride) each pixel is
+    written once, bias included.
+    """
+    Cl = spec.large_channels // spec.groups
+    if prod(spec.small) == 1 and spec.padding_mode == "zeros" and all(
+        d == 1 and c == (0, k - L)
+        for d, c, k, L in zip(spec.dilation, spec.core_crop, spec.kernel, spec.large)
+    ):
+        return _single_pixel(spec, x, w, b)
+    channels_last = Cl >= CHANNELS_LAST_MIN and spec.small[-1] < PLANES_MIN_ROW
+    return _gemm(spec, x, w, b, channels_last)
+
+
+def _single_pixel(spec, x, w, b):
+    """A 1x1 input: ``y[n, (o, t)] = x[n, :] @ W[:, (o, t)]`` is the output itself, one product."""
+    N, G = x.shape[0], spec.groups
+    Cs = spec.small_channels // G
+    y = np.empty((N, G, spec.large_channels // G * prod(spec.kernel)), dtype=spec.dtype)
+    xg, w2 = x.reshape(N, G, Cs), w.reshape(G, Cs, -1)
+    for g in range(G):
+        np.matmul(xg[:, g], w2[g], out=y[:, g])
+    y = y.reshape(N, spec.large_channels, *spec.kernel)
+    if spec.large != spec.kernel:
+        y = np.ascontiguousarray(y[(Ellipsis, *(slice(0, L) for L in spec.large))])
+    return finish(spec, y, b)
+
+
+def _gemm(spec, x, w, b, channels_last):
+    from . import kernels
+
+    g3 = rank3(spec)
+    N, G = x.shape[0], spec.groups
+    Cs, Cl = spec.small_channels // G, spec.large_channels // G
+    P_k = prod(spec.kernel)
+    x3 = np.ascontiguousarray(x).reshape(N, G * Cs, *g3["small"])
+    y = np.empty((N, spec.large_channels, *g3["core"]), dtype=spec.dtype)
+    fuse = b is not None and spec.padding_mode == "zeros"
+    bias = b if fuse else np.zeros(spec.large_channels, spec.dtype)
+    # kernel == stride: every output pixel meets one tap, so each is written once, bias included
+    assign = not channels_last and all(
+        k == s and d == 1 and ca >= 0
+        for k, s, d, (_, ca) in zip(spec.kernel, spec.stride, spec.dilation, spec.core_crop))
+    if not assign:
+        y[...] = bias.reshape(-1, 1, 1, 1)
+    chunks = bands(spec, g3, N, Cl * P_k * spec.dtype.itemsize)
+    shares = _split(chunks, Cl)
+    s, d, p, k, L = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"]
+    if channels_last:
+        tables = [a for dim in range(3)
+                  for a in reach_table(g3["small"][dim], k[dim], s[dim], d[dim], p[dim], L[dim])]
+    w4 = w.reshape(G, Cs, Cl, P_k)
+
+    def worker(mine, o_lo, o_hi):
+        width = o_hi - o_lo
+        if channels_last:  # W[g, c, (t, o)]: taps outer, this worker's channels inner
+            wg = w4[:, :, o_lo:o_hi].transpose(0, 1, 3, 2).reshape(G, Cs, P_k * width).copy()
+        else:  # W[g, c, (o, t)]: the weight's own layout, a view
+            wg = w4[:, :, o_lo:o_hi].reshape(G, Cs, width * P_k)
+        buf = np.empty(width * P_k * max(m * prod(sh) for _, m, _, sh, _ in mine), spec.dtype)
+        for first, samples, offsets, shape, reach in mine:
+            M = samples * prod(shape)
+            box = tuple(slice(f, f + n) for f, n in zip(offsets, shape))
+            for g in range(G):
+                part = x3[(slice(first, first + samples), slice(g * Cs, (g + 1) * Cs), *box)]
+                c_first = g * Cl + o_lo
+                out = buf[: M * width * P_k]
+                if channels_last:
+                    # (M, Cs) @ (Cs, P_k*width): rows input pixels, columns (tap, channel)
+                    X = (part[0].reshape(Cs, M).T if samples == 1
+                         else part.transpose(0, 2, 3, 4, 1).reshape(M, Cs))
+                    cols = np.matmul(X, wg[g], out=out.reshape(M, P_k * width))
+                    kernels.col2im_gather(cols.reshape(samples, *shape, *k, width), y, first,
+                                          c_first, *offsets, *tables, *reach[0], *reach[1],
+                                          *reach[2])
+                else:
+                    # (width*P_k, Cs) @ (Cs, M): rows (channel, tap), columns input pixels
+                    X = (part[0].reshape(Cs, M) if samples == 1
+                         else part.transpose(1, 0, 2, 3, 4).reshape(Cs, M))
+                    cols = np.matmul(wg[g].T, X, out=out.reshape(width * P_k, M))
+                    kernels.col2im(cols.reshape(width, *k, samples, *shape), y, first, c_first,
+                                   *offsets, *s, *d, *p, bias, assign)
+
+    _run([lambda m=m, lo=lo, hi=hi: worker(m, lo, hi) for m, lo, hi in shares if m and hi > lo],
+         N * prod(spec.small) * P_k * Cl * Cs * G)
+    return finish(spec, y, None if fuse else b)
+
+
+def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Compiled scatter loops, one output plane per task: for few channels per group (depthwise)."""
+    from . import kernels
+
+    g3 = rank3(spec)
+    core = np.zeros((x.shape[0], spec.large_channels, *g3["core"]), dtype=spec.dtype)
+    kernels.direct(np.ascontiguousarray(x).reshape(*x.shape[:2], *g3["small"]),
+                   np.ascontiguousarray(w).reshape(*w.shape[:2], *g3["kernel"]), core, spec.groups,
+                   *g3["stride"], *g3["dilation"], *g3["crop"])
+    return finish(spec, core, b)
