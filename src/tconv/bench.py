@@ -74,8 +74,14 @@ def load_layers(path: str | Path | None = None) -> list[Layer]:
     return [Layer(*row) for row in rows]
 
 
+#: Pause before timing each system, so the thread pools of the one timed before (OpenMP, ONNX
+#: Runtime and OpenBLAS threads spin for a while after their work) are asleep again.
+SETTLE_SECONDS = 0.3
+
+
 def timeit(fn, min_runs: int = 5, min_seconds: float = 1.0, warmup: int = 2) -> float:
     """Median seconds of ``fn()`` over at least ``min_runs`` runs and ``min_seconds``, after a warm-up."""
+    time.sleep(SETTLE_SECONDS)
     for _ in range(warmup):
         fn()
     times: list[float] = []

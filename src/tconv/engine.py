@@ -268,3 +268,66 @@ def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
                    np.ascontiguousarray(w).reshape(*w.shape[:2], *g3["kernel"]), core, spec.groups,
                    *g3["stride"], *g3["dilation"], *g3["crop"])
     return finish(spec, core, b)
+
+
+# --------------------------------------------------------------------------- the other direction
+
+
+def correlate(spec: ConvSpec, large: np.ndarray, w: np.ndarray, small: np.ndarray | None = None,
+              convolve: bool = True):
+    """The convolution of the large side, and (given ``small``) the weight's gradient, by im2col.
+
+    ``large`` ``(N, G*Cl, *L)``; per chunk of small-side pixels, ``cols = im2col(large)``
+    ``(Cl*P_k, M)``, then ``out = W_g (Cs, Cl*P_k) @ cols`` is the convolution ``(N, G*Cs, *n)``
+    and, with ``small`` ``(N, G*Cs, *n)``, ``grad_w += small (Cs, M) @ cols^T``. Returns
+    ``(out, grad_w or None)``. The convolution is a transposed convolution's input-gradient (and
+    :func:`tconv.conv`); ``grad_w`` is either direction's weight gradient. ``convolve=False`` skips
+    the convolution (``out`` is then None).
+    """
+    from . import kernels
+    from .padding import pad
+
+    g3 = rank3(spec)
+    N, G = large.shape[0], spec.groups
+    Cs, Cl = spec.small_channels // G, spec.large_channels // G
+    P_k = prod(spec.kernel)
+    core = large if spec.padding_mode == "zeros" else pad(large, spec.pads, spec.padding_mode)
+    big = np.ascontiguousarray(core).reshape(N, G * Cl, *g3["core"])
+    out = np.empty((N, G * Cs, *g3["small"]), dtype=spec.dtype) if convolve else None
+    sm = None if small is None else np.ascontiguousarray(small).reshape(N, G * Cs, *g3["small"])
+    w2 = w.reshape(G, Cs, Cl * P_k)
+    chunks = bands(spec, g3, N, Cl * P_k * spec.dtype.itemsize)
+    geometry = (*g3["stride"], *g3["dilation"], *g3["crop"])
+    # small-side chunks never overlap, so any share of them is race-free; each worker keeps its own
+    # weight-gradient sum
+    shares = [chunks[i::WORKERS] for i in range(WORKERS)]
+    grads = [np.zeros((G, Cs, Cl * P_k), dtype=spec.dtype) if small is not None else None
+             for _ in shares]
+
+    def worker(mine, gw):
+        buf = np.empty(Cl * P_k * max(m * prod(sh) for _, m, _, sh, _ in mine), spec.dtype)
+        for first, samples, offsets, shape, _ in mine:
+            M = samples * prod(shape)
+            box = tuple(slice(f, f + n) for f, n in zip(offsets, shape))
+            for g in range(G):
+                cols = buf[: Cl * P_k * M].reshape(Cl, *g3["kernel"], samples, *shape)
+                kernels.im2col(big, cols, first, g * Cl, *offsets, *geometry)
+                cols = cols.reshape(Cl * P_k, M)
+                if out is not None:
+                    target = out[(slice(first, first + samples), slice(g * Cs, (g + 1) * Cs), *box)]
+                    result = w2[g] @ cols  # (Cs, M)
+                    target[...] = np.moveaxis(result.reshape(Cs, samples, *shape), 0, 1)
+                if gw is not None:
+                    part = sm[(slice(first, first + samples), slice(g * Cs, (g + 1) * Cs), *box)]
+                    X = (part[0].reshape(Cs, M) if samples == 1
+                         else part.transpose(1, 0, 2, 3, 4).reshape(Cs, M))
+                    gw[g] += X @ cols.T
+
+    _run([lambda m=m, gw=gw: worker(m, gw) for m, gw in zip(shares, grads) if m],
+         N * prod(spec.small) * P_k * Cl * Cs * G)
+    grad_w = None
+    if small is not None:
+        grad_w = sum(gw for gw, m in zip(grads, shares) if m).reshape(spec.weight_shape)
+    if out is not None:
+        out = out.reshape(N, spec.small_channels, *spec.small)
+    return out, grad_w

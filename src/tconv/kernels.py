@@ -78,34 +78,42 @@ def _col2im(cols, y, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0, p
                                     dst[i] += row[i]
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def im2col(big, cols, n_first, c_first, r_first, s0, s1, s2, d0, d1, d2, p0, p1, p2):
-    """The transpose of :func:`col2im`: ``cols[o, t, b, a, i1, i2] = big[n_first+b, c_first+o, j]``
-    (zero where ``j`` falls outside ``big``). ``cols`` is overwritten.
+def _im2col(big, cols, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0, p1, p2):
+    """The transpose of :func:`_col2im`: ``cols[o, t0, t1, t2, b, i0-f0, i1-f1, i2-f2] =
+    big[n_first+b, c_first+o, j]`` with ``j = i*s + t*d - p``, zero where ``j`` falls outside.
+
+    big: ``(N, C, L0, L1, L2)``; cols: ``(Cl, k0, k1, k2, B, R0, R1, R2)``, overwritten.
     """
-    Cl, k0, k1, k2, B, R, n1, n2 = cols.shape
+    Cl, k0, k1, k2, B, R0, R1, n2 = cols.shape
     L0, L1, L2 = big.shape[2], big.shape[3], big.shape[4]
-    for job in prange(B * Cl * k0):
-        b = job // (Cl * k0)
-        o = (job // k0) % Cl
-        t0 = job % k0
+    for job in range(B * Cl):
+        b = job // Cl
+        o = job % Cl
         plane = big[n_first + b, c_first + o]
-        a_lo, a_hi = _span(R, s0, r_first * s0 + t0 * d0 - p0, L0)
-        for t1 in range(k1):
-            i1_lo, i1_hi = _span(n1, s1, t1 * d1 - p1, L1)
-            for t2 in range(k2):
-                i2_lo, i2_hi = _span(n2, s2, t2 * d2 - p2, L2)
-                dst = cols[o, t0, t1, t2, b]
-                dst[:, :, :] = 0
-                for a in range(a_lo, a_hi):
-                    j0 = (r_first + a) * s0 + t0 * d0 - p0
-                    for i1 in range(i1_lo, i1_hi):
-                        j1 = i1 * s1 + t1 * d1 - p1
-                        row = plane[j0, j1]
-                        drow = dst[a, i1]
-                        off = t2 * d2 - p2
-                        for i2 in range(i2_lo, i2_hi):
-                            drow[i2] = row[i2 * s2 + off]
+        for t0 in range(k0):
+            a0_lo, a0_hi = _span(R0, s0, f0 * s0 + t0 * d0 - p0, L0)
+            for t1 in range(k1):
+                a1_lo, a1_hi = _span(R1, s1, f1 * s1 + t1 * d1 - p1, L1)
+                for t2 in range(k2):
+                    dst = cols[o, t0, t1, t2, b]
+                    off2 = f2 * s2 + t2 * d2 - p2
+                    i2_lo, i2_hi = _span(n2, s2, off2, L2)
+                    for a0 in range(R0):
+                        for a1 in range(R1):
+                            row = dst[a0, a1]
+                            if a0 < a0_lo or a0 >= a0_hi or a1 < a1_lo or a1 >= a1_hi:
+                                row[:] = 0
+                                continue
+                            row[:i2_lo] = 0
+                            row[i2_hi:] = 0
+                            if i2_hi <= i2_lo:
+                                continue
+                            j0 = (f0 + a0) * s0 + t0 * d0 - p0
+                            j1 = (f1 + a1) * s1 + t1 * d1 - p1
+                            src = plane[j0, j1, i2_lo * s2 + off2 : (i2_hi - 1) * s2 + off2 + 1 : s2]
+                            part = row[i2_lo:i2_hi]
+                            for i in range(i2_hi - i2_lo):
+                                part[i] = src[i]
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
@@ -199,4 +207,5 @@ def _col2im_gather(cols, y, n_first, c_first, f0, f1, f2, tab0, cnt0, tab1, cnt1
 
 # Serial, and without the GIL: the engine's two worker threads run them side by side.
 col2im = numba.njit(nogil=True, cache=True)(_col2im)
+im2col = numba.njit(nogil=True, cache=True)(_im2col)
 col2im_gather = numba.njit(nogil=True, cache=True)(_col2im_gather)
