@@ -225,14 +225,31 @@ ALGORITHMS: tuple[str, ...] = ("auto", *TRANSPOSED)
 
 
 def choose(spec: ConvSpec) -> str:
-    """The algorithm ``auto`` runs for ``spec``.
+    """The algorithm ``auto`` runs for ``spec``: a cheap rule on the shapes alone.
 
-    ``direct`` (compiled loops) when each group has few input channels, where a matrix product has
-    too little to multiply; otherwise ``gemm`` (BLAS, then a compiled col2im).
+    - ``scatter`` for tiny problems (under :data:`SMALL_WORK` multiply-adds): NumPy only, so a first
+      small call in a new process loads no compiled code (numba's import alone takes ~0.6 s);
+    - ``direct`` when a group has at most ``engine.DIRECT_MAX_CHANNELS`` input channels (depthwise):
+      a matrix product would have almost nothing to multiply;
+    - ``gemm`` otherwise: BLAS products, then compiled col2im (see :mod:`tconv.engine`).
+
+    The thresholds and the measurements behind them are in the README ("How `auto` chooses").
     """
+    if multiply_adds(spec) < SMALL_WORK:
+        return "scatter"
     if spec.small_channels // spec.groups <= engine.DIRECT_MAX_CHANNELS:
         return "direct"
     return "gemm"
+
+
+#: ``auto`` runs the NumPy-only ``scatter`` below this many multiply-adds.
+SMALL_WORK = 1 << 16
+
+
+def multiply_adds(spec: ConvSpec) -> int:
+    """``N * P_n * P_k * C_small * C_large / G``: the multiply-adds of either direction."""
+    return ((spec.batch or 1) * prod(spec.small) * prod(spec.kernel) * spec.small_channels
+            * spec.large_channels // spec.groups)
 
 
 # --------------------------------------------------------------------------- the other direction
