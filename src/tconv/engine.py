@@ -92,12 +92,13 @@ def reach_table(n: int, k: int, s: int, d: int, crop: int, size: int) -> tuple[n
     return table, counts.astype(np.int64)
 
 
-def bands(spec: ConvSpec, g3: dict, batch: int, unit: int) -> list[tuple]:
+def bands(spec: ConvSpec, g3: dict, batch: int, unit: int, skip_empty: bool = True) -> list[tuple]:
     """Chunks of about ``GEMM_CHUNK_BYTES / unit`` input pixels.
 
     Each is ``(first sample, samples, offsets, shape, reach)``: the chunk's first input coordinate
     and size per padded dimension, and the output range ``(lo, hi)`` per dimension it can reach.
-    Whole samples when one fits, else bands along the first real spatial dimension.
+    Whole samples when one fits, else bands along the first real spatial dimension. Bands that
+    reach no output pixel (cropped away) are left out unless ``skip_empty`` is false.
     """
     lead = 3 - spec.rank
     rows, band = g3["small"][lead], prod(g3["small"][lead + 1 :])
@@ -113,7 +114,7 @@ def bands(spec: ConvSpec, g3: dict, batch: int, unit: int) -> list[tuple]:
     for first, samples, r_first, nrows in spans:
         lo = max(0, r_first * s[lead] - p[lead])
         hi = min(L[lead], (r_first + nrows - 1) * s[lead] + (k[lead] - 1) * d[lead] - p[lead] + 1)
-        if hi <= lo:
+        if hi <= lo and skip_empty:
             continue
         reach = [(0, size) for size in L]
         reach[lead] = (lo, hi)
@@ -303,7 +304,8 @@ def correlate(spec: ConvSpec, large: np.ndarray, w: np.ndarray, small: np.ndarra
     out = np.empty((N, G * Cs, *g3["small"]), dtype=spec.dtype) if convolve else None
     sm = None if small is None else np.ascontiguousarray(small).reshape(N, G * Cs, *g3["small"])
     w2 = w.reshape(G, Cs, Cl * P_k)
-    chunks = bands(spec, g3, N, Cl * P_k * spec.dtype.itemsize)
+    # every small-side pixel is an output here, even one whose window lies wholly in the padding
+    chunks = bands(spec, g3, N, Cl * P_k * spec.dtype.itemsize, skip_empty=False)
     geometry = (*g3["stride"], *g3["dilation"], *g3["crop"])
     # small-side chunks never overlap, so any share of them is race-free; each worker keeps its own
     # weight-gradient sum
