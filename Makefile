@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test lint clean
+.PHONY: demo test bench lint clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(VENV)/.base
 test: $(VENV)/.test
 	$(PY) -m ruff check src tests
 	$(PY) -m pytest
+
+# Speed, side by side with PyTorch and ONNX Runtime; writes benchmarks/results.md and .json
+bench: $(VENV)/.test
+	$(VENV)/bin/tconv bench --output benchmarks/results
 
 lint: $(VENV)/.test
 	$(PY) -m ruff check src tests
