@@ -99,12 +99,13 @@ def test_backward_and_conv_match_torch(cfg, chunk):
 
 def test_split_never_shares_a_sample_or_channel():
     chunks = [(n, 1, (0, 0, r), (1, 1, 2), None) for n in range(3) for r in (0, 2)]
-    shares = engine._split(chunks, 8)
+    shares = engine._split(chunks, 8, work=1 << 40)
     owners = {}
     for w, (mine, lo, hi) in enumerate(shares):
         assert (lo, hi) == (0, 8)
         for c in mine:
             owners.setdefault(c[0], set()).add(w)
     assert all(len(v) == 1 for v in owners.values()) and len(owners) == 3
-    single = engine._split(chunks[:2], 8)
+    single = engine._split(chunks[:2], 8, work=1 << 40)
     assert [(lo, hi) for _, lo, hi in single] == [(0, 4), (4, 8)]
+    assert engine._split(chunks, 8, work=1) == [(chunks, 0, 8)]

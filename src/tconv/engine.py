@@ -131,12 +131,11 @@ _pool_lock = threading.Lock()
 _blas = None
 
 
-def _run(jobs: list, work: int) -> None:
-    """Run ``jobs`` (callables), on two workers with one-thread BLAS each when ``work`` is large."""
+def _run(jobs: list) -> None:
+    """Run ``jobs`` (callables): one in this thread, several on the workers with one-thread BLAS."""
     global _pool, _blas
-    if len(jobs) == 1 or work < PARALLEL_MIN_WORK:
-        for job in jobs:
-            job()
+    if len(jobs) == 1:
+        jobs[0]()
         return
     with _pool_lock:
         if _pool is None:
@@ -149,12 +148,15 @@ def _run(jobs: list, work: int) -> None:
             future.result()
 
 
-def _split(chunks: list, channels: int) -> list[tuple[list, int, int]]:
+def _split(chunks: list, channels: int, work: int) -> list[tuple[list, int, int]]:
     """Share ``chunks`` and output channels among the workers, so no two write one pixel.
 
     Chunks of different samples are disjoint; bands of one sample are not (a kernel wider than the
     stride reaches across the band edge), so a single sample is split by output channels instead.
+    Under :data:`PARALLEL_MIN_WORK` multiply-adds everything stays with one worker.
     """
+    if work < PARALLEL_MIN_WORK:
+        return [(chunks, 0, channels)]
     firsts = sorted({c[0] for c in chunks})
     if len(firsts) >= WORKERS:
         owner = {f: i % WORKERS for i, f in enumerate(firsts)}
@@ -218,7 +220,7 @@ def _gemm(spec, x, w, b, channels_last):
     if not assign:
         y[...] = bias.reshape(-1, 1, 1, 1)
     chunks = bands(spec, g3, N, Cl * P_k * spec.dtype.itemsize)
-    shares = _split(chunks, Cl)
+    shares = _split(chunks, Cl, N * prod(spec.small) * P_k * Cl * Cs * G)
     s, d, p, k, L = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"]
     if channels_last:
         tables = [a for dim in range(3)
@@ -261,8 +263,7 @@ def _gemm(spec, x, w, b, channels_last):
                     kernels.col2im(cols.reshape(width, *k, samples, *shape), y, first, c_first,
                                    *offsets, *s, *d, *p, bias, assign)
 
-    _run([lambda m=m, lo=lo, hi=hi: worker(m, lo, hi) for m, lo, hi in shares if m and hi > lo],
-         N * prod(spec.small) * P_k * Cl * Cs * G)
+    _run([lambda m=m, lo=lo, hi=hi: worker(m, lo, hi) for m, lo, hi in shares if m and hi > lo])
     return finish(spec, y, None if fuse else b)
 
 
@@ -309,7 +310,8 @@ def correlate(spec: ConvSpec, large: np.ndarray, w: np.ndarray, small: np.ndarra
     geometry = (*g3["stride"], *g3["dilation"], *g3["crop"])
     # small-side chunks never overlap, so any share of them is race-free; each worker keeps its own
     # weight-gradient sum
-    shares = [chunks[i::WORKERS] for i in range(WORKERS)]
+    work = N * prod(spec.small) * P_k * Cl * Cs * G
+    shares = [chunks[i::WORKERS] for i in range(WORKERS)] if work >= PARALLEL_MIN_WORK else [chunks]
     grads = [np.zeros((G, Cs, Cl * P_k), dtype=spec.dtype) if small is not None else None
              for _ in shares]
 
@@ -332,8 +334,7 @@ def correlate(spec: ConvSpec, large: np.ndarray, w: np.ndarray, small: np.ndarra
                          else part.transpose(1, 0, 2, 3, 4).reshape(Cs, M))
                     gw[g] += X @ cols.T
 
-    _run([lambda m=m, gw=gw: worker(m, gw) for m, gw in zip(shares, grads) if m],
-         N * prod(spec.small) * P_k * Cl * Cs * G)
+    _run([lambda m=m, gw=gw: worker(m, gw) for m, gw in zip(shares, grads) if m])
     grad_w = None
     if small is not None:
         grad_w = sum(gw for gw, m in zip(grads, shares) if m).reshape(spec.weight_shape)

@@ -142,13 +142,17 @@ def direct(x, w, y, groups, s0, s1, s2, d0, d1, d2, p0, p1, p2):
                         i2_lo, i2_hi = _span(n2, s2, t2 * d2 - p2, L2)
                         wv = w[c, o, t0, t1, t2]
                         off = t2 * d2 - p2
+                        if i2_hi <= i2_lo:
+                            continue
                         for i0 in range(i0_lo, i0_hi):
                             j0 = i0 * s0 + t0 * d0 - p0
                             for i1 in range(i1_lo, i1_hi):
-                                row = plane[j0, i1 * s1 + t1 * d1 - p1]
-                                xrow = xin[i0, i1]
-                                for i2 in range(i2_lo, i2_hi):
-                                    row[i2 * s2 + off] += wv * xrow[i2]
+                                # views, not offsets: numba then drops its negative-index checks
+                                dst = plane[j0, i1 * s1 + t1 * d1 - p1,
+                                            i2_lo * s2 + off : (i2_hi - 1) * s2 + off + 1 : s2]
+                                src = xin[i0, i1, i2_lo:i2_hi]
+                                for i in range(i2_hi - i2_lo):
+                                    dst[i] += wv * src[i]
 
 
 def _col2im_gather(cols, y, n_first, c_first, f0, f1, f2, tab0, cnt0, tab1, cnt1, tab2, cnt2,
