@@ -124,6 +124,26 @@ def bands(spec: ConvSpec, g3: dict, batch: int, unit: int, skip_empty: bool = Tr
     return out
 
 
+# --------------------------------------------------------------------------- workspaces
+
+_local = threading.local()
+
+#: Each thread keeps one workspace of up to this many bytes between calls (a fresh 4 MiB buffer
+#: costs a thousand page faults per call, measured at 2-4 ms); larger ones are not kept.
+KEEP_WORKSPACE_BYTES = 4 * GEMM_CHUNK_BYTES
+
+
+def workspace(size: int, dtype: np.dtype) -> np.ndarray:
+    """A scratch array of ``size`` elements, reused by this thread across calls when small enough."""
+    nbytes = size * np.dtype(dtype).itemsize
+    if nbytes > KEEP_WORKSPACE_BYTES:
+        return np.empty(size, dtype)
+    buf = getattr(_local, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _local.buf = np.empty(max(nbytes, GEMM_CHUNK_BYTES), np.uint8)
+    return buf[:nbytes].view(dtype)
+
+
 # --------------------------------------------------------------------------- two workers
 
 _pool: ThreadPoolExecutor | None = None
@@ -239,7 +259,7 @@ def _gemm(spec, x, w, b, channels_last):
             wg = w4[:, :, o_lo:o_hi].transpose(0, 1, 3, 2).reshape(G, Cs, P_k * width)
         else:  # W[g, c, (o, t)]: the weight's own layout, a view
             wg = w4[:, :, o_lo:o_hi].reshape(G, Cs, width * P_k)
-        buf = np.empty(width * P_k * max(m * prod(sh) for _, m, _, sh, _ in mine), spec.dtype)
+        buf = workspace(width * P_k * max(m * prod(sh) for _, m, _, sh, _ in mine), spec.dtype)
         for first, samples, offsets, shape, reach in mine:
             M = samples * prod(shape)
             box = tuple(slice(f, f + n) for f, n in zip(offsets, shape))
@@ -316,7 +336,7 @@ def correlate(spec: ConvSpec, large: np.ndarray, w: np.ndarray, small: np.ndarra
              for _ in shares]
 
     def worker(mine, gw):
-        buf = np.empty(Cl * P_k * max(m * prod(sh) for _, m, _, sh, _ in mine), spec.dtype)
+        buf = workspace(Cl * P_k * max(m * prod(sh) for _, m, _, sh, _ in mine), spec.dtype)
         for first, samples, offsets, shape, _ in mine:
             M = samples * prod(shape)
             box = tuple(slice(f, f + n) for f, n in zip(offsets, shape))
