@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -e '.[plot]'
 	touch $@
 
 # torch is pinned (==2.13.0, the CPU build on the project's machines) in the `test` extra.
@@ -16,9 +16,15 @@ $(VENV)/.test: $(VENV)/.base
 	touch $@
 
 demo: $(VENV)/.base
-	$(VENV)/bin/tconv tour
+	$(VENV)/bin/tconv demo --out tconv-demo
+
+# The HTML page is tested in headless Chromium (Debian's package).
+CHROMIUM := $(shell command -v chromium 2>/dev/null)
 
 test: $(VENV)/.test
+ifeq ($(CHROMIUM),)
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+endif
 	$(PY) -m ruff check src tests
 	$(PY) -m pytest
 

@@ -85,6 +85,179 @@ def tour(out=None) -> int:
     return bad
 
 
+def parse_matrix(text: str) -> np.ndarray:
+    """``"0 1; 2 3"`` -> a 2-d array (rows split by ``;``, values by spaces or commas)."""
+    rows = [r.replace(",", " ").split() for r in text.split(";") if r.strip()]
+    if not rows or any(len(r) != len(rows[0]) for r in rows):
+        raise argparse.ArgumentTypeError(f"a matrix is rows of equal length separated by ';', got {text!r}")
+    try:
+        return np.array([[float(v) for v in r] for r in rows])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number in {text!r}") from exc
+
+
+def parse_size(text: str) -> tuple[int, ...]:
+    """``"4x4"`` -> (4, 4)."""
+    try:
+        sizes = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"a size is like 4 or 4x4, got {text!r}") from exc
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return sizes
+
+
+def parse_ints(text: str):
+    """``"2"`` -> 2, ``"2,3"`` -> (2, 3); ``same``/``valid`` pass through."""
+    if text in ("same", "valid"):
+        return text
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"an int or ints separated by ',', got {text!r}") from exc
+    return values[0] if len(values) == 1 else values
+
+
+def _filled(size: tuple[int, ...], how: str) -> np.ndarray:
+    return np.ones(size) if how == "ones" else np.arange(1.0, np.prod(size) + 1).reshape(size)
+
+
+def _geometry(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stride", type=parse_ints, default=1, help="int or ints per dim (2 or 2,1)")
+    p.add_argument("--padding", type=parse_ints, default=0, help="int, ints per dim, same or valid")
+    p.add_argument("--output-padding", type=parse_ints, default=0, help="int or ints per dim")
+    p.add_argument("--dilation", type=parse_ints, default=1, help="int or ints per dim")
+
+
+EXPLAIN_EXAMPLES = """examples:
+  tconv explain                                   # D2L Fig. 14.10.1: [[0,1],[2,3]] with [[0,1],[2,3]]
+  tconv explain --stride 2                        # D2L Fig. 14.10.2
+  tconv explain --input "1 2; 3 4" --kernel "1 0; 0 1" --stride 2 --padding 1 --output-padding 1
+  tconv explain --input-size 4x4 --values ones --kernel-size 3x3 --kernel-values ones --padding 2
+  tconv explain --stride 2 --save steps.png --gif steps.gif --html explain.html
+"""
+
+
+def cmd_explain(args) -> int:
+    from .explain import explain
+    from .render import render
+
+    x = args.input if args.input is not None else (
+        _filled(args.input_size, args.values) if args.input_size else parse_matrix("0 1; 2 3"))
+    w = args.kernel if args.kernel is not None else (
+        _filled(args.kernel_size, args.kernel_values) if args.kernel_size else parse_matrix("0 1; 2 3"))
+    e = explain(x, w, args.stride, args.padding, args.output_padding, args.dilation)
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    views = tuple(v.strip() for v in args.views.split(","))
+    sys.stdout.write(render(e, views=views, color=color, max_steps=args.max_steps))
+    if args.save:
+        from .figures import save_figure
+
+        save_figure(e, args.save)
+        print(f"wrote {args.save}")
+    if args.gif:
+        from .figures import save_gif
+
+        save_gif(e, args.gif)
+        print(f"wrote {args.gif}")
+    if args.html:
+        from .page import write_page
+
+        write_page(e, args.html)
+        print(f"wrote {args.html}")
+    return 0
+
+
+def cmd_shape(args) -> int:
+    from .explain import output_shape, round_trip
+
+    size, forms = output_shape(args.input_size, args.kernel_size, args.stride, args.padding,
+                               args.output_padding, args.dilation)
+    print(f"output size {'x'.join(map(str, size))}")
+    for i, f in enumerate(forms):
+        print(f"  dim {i}: {f}")
+    if not isinstance(args.padding, str):
+        r = round_trip(size, args.kernel_size, args.stride, args.padding, args.dilation)
+        print(f"a Conv with these arguments maps {'x'.join(map(str, size))} back to "
+              f"{'x'.join(map(str, r.conv_output))}")
+        for i, c in enumerate(r.collisions):
+            if len(c) > 1:
+                print(f"  dim {i}: input sizes {', '.join(map(str, c))} all convolve to "
+                      f"{r.conv_output[i]}; output_padding picks one (why it exists)")
+    return 0
+
+
+def cmd_solve(args) -> int:
+    from .explain import solve
+
+    found = solve(args.input, args.output, args.max_kernel, args.max_stride, args.max_padding,
+                  args.max_dilation)
+    if not found:
+        print(f"no (kernel, stride, padding, output_padding, dilation) within the bounds maps "
+              f"{args.input} -> {args.output}")
+        return 1
+    print(f"{len(found)} ways to map {args.input} -> {args.output}, even kernel coverage first:")
+    print("  kernel stride padding output_padding dilation  coverage")
+    for s in found[: args.top]:
+        print(f"  {s.kernel:6} {s.stride:6} {s.padding:7} {s.output_padding:14} {s.dilation:8}  "
+              f"{'even' if s.even else 'uneven (checkerboard)'}")
+    return 0
+
+
+def cmd_overlap(args) -> int:
+    from .explain import overlap
+
+    o = overlap(args.kernel, args.stride, args.dilation)
+    import textwrap
+
+    print(f"kernel {args.kernel}, stride {args.stride}, dilation {args.dilation}: kernel taps per "
+          f"output position (position mod {args.stride}): {' '.join(map(str, o.counts))}")
+    print("even coverage" if o.even else textwrap.fill(
+          "uneven coverage: neighbouring outputs get different numbers of taps, the source of "
+          "checkerboard artifacts (Odena et al., Distill 2016); use a kernel divisible by the "
+          "stride", 80))
+    return 0
+
+
+def demo(out_dir: str, out=None) -> int:
+    """``make demo``: explain the default example, then every seed example; figures and a page."""
+    import os
+
+    from .explain import explain
+    from .figures import save_figure, save_gif
+    from .page import write_page
+    from .render import render
+
+    out = out or sys.stdout
+    os.makedirs(out_dir, exist_ok=True)
+    D2L = parse_matrix("0 1; 2 3")
+    e = explain(D2L, D2L)
+    print("== tconv explain  (D2L Fig. 14.10.1, the default example)\n", file=out)
+    out.write(render(e, color=out.isatty() if hasattr(out, "isatty") else False))
+    save_figure(e, os.path.join(out_dir, "d2l-fig-14.10.1.png"))
+    save_gif(e, os.path.join(out_dir, "d2l-fig-14.10.1.gif"))
+    write_page(e, os.path.join(out_dir, "explain.html"))
+    for ex in EXAMPLES:
+        if ex.op != "conv_transpose":
+            continue
+        x, w, expected = ex.arrays()
+        e = explain(x[0], w, **{k: v for k, v in ex.params.items()})
+        ok = np.allclose(np.round(e.output, ex.decimals or 6), expected[0], atol=1e-5)
+        print(f"\n== {ex.name}  [seed {ex.source}]  {_call(ex)}", file=out)
+        for i, f in enumerate(e.sizes):
+            print(f"  dim {i}: {f.text}", file=out)
+        print(f"  output {e.output.shape}, matches the seed: {'yes' if ok else 'NO'}", file=out)
+        print(grid(np.round(e.output, 4), indent="    "), file=out)
+        save_figure(e, os.path.join(out_dir, f"{ex.name}.png"))
+    print(file=out)
+    bad = tour(out=open(os.devnull, "w"))
+    print(f"{len(EXAMPLES) + 1 + len(SHAPE_EXAMPLES) - bad} of {len(EXAMPLES) + 1 + len(SHAPE_EXAMPLES)}"
+          f" seed examples reproduced exactly (tconv tour shows them all).", file=out)
+    print(f"figures, an animation and an interactive page (explain.html) are in {os.path.abspath(out_dir)}/",
+          file=out)
+    return 1 if bad else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tconv",
@@ -94,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"tconv {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("tour", help="recompute every worked example of the seed documents")
+    dm = sub.add_parser("demo", help="explain the default and the seed examples; figures and a page")
+    dm.add_argument("--out", default="tconv-demo", help="folder for the figures and the page")
     bench = sub.add_parser(
         "bench", help="time tconv against PyTorch and ONNX Runtime on the layer suite",
         description="Runs every layer of the suite through tconv (auto), PyTorch and ONNX Runtime "
@@ -106,9 +281,56 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="minimum timing per system and layer (default 1)")
     bench.add_argument("--no-backward", action="store_true", help="skip the backward table")
     bench.add_argument("--output", help="write OUTPUT.md and OUTPUT.json")
+    ex = sub.add_parser("explain", help="explain a transposed convolution step by step",
+                        description="Every output number of a (2-d) transposed convolution, three "
+                                    "ways: scatter, zero-insertion, matrix.",
+                        epilog=EXPLAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ex.add_argument("--input", type=parse_matrix, help='a matrix, e.g. "0 1; 2 3" (the default)')
+    ex.add_argument("--input-size", type=parse_size, help="or a size, e.g. 4x4")
+    ex.add_argument("--values", choices=["range", "ones"], default="range",
+                    help="input values for --input-size: 1..n (range) or ones")
+    ex.add_argument("--kernel", type=parse_matrix, help='a matrix, e.g. "0 1; 2 3" (the default)')
+    ex.add_argument("--kernel-size", type=parse_size, help="or a size, e.g. 3x3")
+    ex.add_argument("--kernel-values", choices=["range", "ones"], default="range")
+    _geometry(ex)
+    ex.add_argument("--views", default="scatter,zero,matrix", help="which views to print")
+    ex.add_argument("--max-steps", type=int, default=16, help="scatter steps to print")
+    ex.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    ex.add_argument("--save", help="draw the views to FILE.png or FILE.svg (matplotlib)")
+    ex.add_argument("--gif", help="animate the scatter steps to FILE.gif")
+    ex.add_argument("--html", help="write a self-contained interactive page to FILE.html")
+    sh = sub.add_parser("shape", help="output size of a transposed convolution, formula filled in",
+                        epilog="example: tconv shape --input-size 16x16 --kernel-size 4 --stride 2 "
+                               "--padding 1")
+    sh.add_argument("--input-size", type=parse_size, required=True)
+    sh.add_argument("--kernel-size", type=parse_ints, required=True)
+    _geometry(sh)
+    so = sub.add_parser("solve", help="every (kernel, stride, padding, ...) mapping a size to another",
+                        epilog="example: tconv solve --input 16 --output 32")
+    so.add_argument("--input", type=int, required=True)
+    so.add_argument("--output", type=int, required=True)
+    so.add_argument("--max-kernel", type=int, default=7)
+    so.add_argument("--max-stride", type=int, default=4)
+    so.add_argument("--max-padding", type=int, default=3)
+    so.add_argument("--max-dilation", type=int, default=2)
+    so.add_argument("--top", type=int, default=20, help="how many to print")
+    ov = sub.add_parser("overlap", help="kernel taps per output position: checkerboard or not",
+                        epilog="example: tconv overlap --kernel 3 --stride 2")
+    ov.add_argument("--kernel", type=int, required=True)
+    ov.add_argument("--stride", type=int, required=True)
+    ov.add_argument("--dilation", type=int, default=1)
     args = parser.parse_args(argv)
+    handlers = {"explain": cmd_explain, "shape": cmd_shape, "solve": cmd_solve, "overlap": cmd_overlap}
+    if args.command in handlers:
+        try:
+            return handlers[args.command](args)
+        except (ValueError, TypeError) as exc:
+            print(f"tconv {args.command}: {exc}", file=sys.stderr)
+            return 2
     if args.command == "tour":
         return 1 if tour() else 0
+    if args.command == "demo":
+        return demo(args.out)
     if args.command == "bench":
         from . import bench as bench_module
 

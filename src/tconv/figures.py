@@ -1,0 +1,133 @@
+"""Pictures of an :class:`~tconv.explain.Explanation` (matplotlib): a figure of the views, a GIF of
+the scatter steps. Grids carry their values; where an input element lands is shaded; inserted zeros
+and borders are grey; the crop is a dashed box. 2-d problems (first input and output channel).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .explain import Explanation
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plane(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, float)
+    while a.ndim > 2:
+        a = a[0]
+    return np.atleast_2d(a)
+
+
+def draw_grid(ax, a, title, shade=None, grey=None, box=None, cmap="Blues"):
+    """Values in cells; ``shade`` (bool) highlighted, ``grey`` (bool) drawn as inserted/border."""
+    a = _plane(a)
+    ax.imshow(np.zeros_like(a), cmap="Greys", vmin=0, vmax=1)
+    for (i, j), v in np.ndenumerate(a):
+        colour = "white"
+        if grey is not None and _plane(grey)[i, j]:
+            colour = "#d9d9d9"
+        if shade is not None and _plane(shade)[i, j]:
+            colour = "#fdd49e"
+        ax.add_patch(_rect(j - 0.5, i - 0.5, 1, 1, colour))
+        ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=8)
+    if box is not None:
+        (r0, r1), (c0, c1) = box
+        ax.add_patch(_rect(c0 - 0.5, r0 - 0.5, c1 - c0, r1 - r0, "none", dashed=True))
+    ax.set_xlim(-0.5, a.shape[1] - 0.5)
+    ax.set_ylim(a.shape[0] - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+
+
+def _rect(x, y, w, h, face, dashed=False):
+    from matplotlib.patches import Rectangle
+
+    if dashed:
+        return Rectangle((x, y), w, h, fill=False, edgecolor="crimson", linestyle="--", linewidth=1.5)
+    return Rectangle((x, y), w, h, facecolor=face, edgecolor="#888888", linewidth=0.5)
+
+
+def _crop_box(e: Explanation):
+    (b0, a0), (b1, a1) = (((0, 0),) * 2 + tuple(e.crop))[-2:]
+    full = _plane(e.full).shape
+    return ((b0, full[0] - max(a0, 0)), (b1, full[1] - max(a1, 0)))
+
+
+def figure(e: Explanation, max_steps: int = 8):
+    """The views in one matplotlib figure."""
+    plt = _plt()
+    steps = e.steps[:max_steps]
+    cols = max(4, len(steps))
+    fig, axes = plt.subplots(3, cols, figsize=(2.4 * cols, 7.5))
+    for ax in axes.ravel():
+        ax.axis("off")
+    top = [(e.input, "input x"), (e.weight, "kernel w"), (e.full, "full scatter (dashed: kept)"),
+           (e.output, "output y")]
+    for k, (a, title) in enumerate(top):
+        axes[0, k].axis("on")
+        draw_grid(axes[0, k], a, title, box=_crop_box(e) if k == 2 else None)
+    for k, st in enumerate(steps):
+        shade = np.zeros(_plane(st.running).shape, bool)
+        span = _plane(st.product).shape
+        o = st.origin[-2:] if len(st.origin) >= 2 else (0, st.origin[0])
+        shade[o[0]:o[0] + span[0], o[1]:o[1] + span[1]] = True
+        axes[1, k].axis("on")
+        draw_grid(axes[1, k], st.running, f"+ x{list(st.index)}={st.value:g} x w", shade=shade)
+    z = e.zero_insertion
+    axes[2, 0].axis("on")
+    draw_grid(axes[2, 0], z.image, "processing image (grey: inserted)", grey=~z.is_input)
+    axes[2, 1].axis("on")
+    draw_grid(axes[2, 1], z.flipped, "flipped kernel")
+    axes[2, 2].axis("on")
+    draw_grid(axes[2, 2], z.output, "correlation = output")
+    if e.matrix is not None:
+        axes[2, 3].axis("on")
+        axes[2, 3].imshow(e.matrix.W, cmap="Blues")
+        axes[2, 3].set_title(f"W {e.matrix.W.shape}; y = W^T x", fontsize=9)
+    fig.suptitle(f"transposed convolution: stride {e.stride}, padding {e.pads}, "
+                 f"output_padding {e.output_padding}, dilation {e.dilation}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(e: Explanation, path: str) -> None:
+    """Write :func:`figure` to ``path`` (.png or .svg)."""
+    if not str(path).lower().endswith((".png", ".svg")):
+        raise ValueError(f"--save needs a .png or .svg file name, got {path!r}")
+    fig = figure(e)
+    fig.savefig(path, dpi=100)
+    _plt().close(fig)
+
+
+def save_gif(e: Explanation, path: str, max_steps: int = 64) -> None:
+    """Animate the scatter steps (one frame per input element) to ``path``."""
+    plt = _plt()
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    steps = e.steps[:max_steps]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7, 3.5))
+
+    def frame(k):
+        left.clear()
+        right.clear()
+        st = steps[k]
+        draw_grid(left, st.product, f"x{list(st.index)} = {st.value:g} times the kernel")
+        shade = np.zeros(_plane(st.running).shape, bool)
+        span = _plane(st.product).shape
+        o = st.origin[-2:] if len(st.origin) >= 2 else (0, st.origin[0])
+        shade[o[0]:o[0] + span[0], o[1]:o[1] + span[1]] = True
+        draw_grid(right, st.running, f"added at {st.origin}: running sum", shade=shade,
+                  box=_crop_box(e) if k == len(steps) - 1 else None)
+
+    anim = FuncAnimation(fig, frame, frames=len(steps))
+    anim.save(path, writer=PillowWriter(fps=1))
+    plt.close(fig)
