@@ -364,8 +364,14 @@ def transposed_spec(
             )
     if padding_mode != "zeros":
         check_pads(pads, large, padding_mode, op)
+    return _build(op, True, batch, w, groups, kernel, stride, dilation, n, large, pads,
+                  padding_mode, result_dtype(x, w, b))
+
+
+def _build(op, transposed, batch, w, groups, kernel, stride, dilation, small, large, pads,
+           padding_mode, dtype) -> ConvSpec:
     spec = ConvSpec(
-        transposed=True,
+        transposed=transposed,
         batch=batch,
         small_channels=w.shape[0],
         large_channels=w.shape[1] * groups,
@@ -373,11 +379,11 @@ def transposed_spec(
         kernel=kernel,
         stride=stride,
         dilation=dilation,
-        small=n,
+        small=small,
         large=large,
         pads=pads,
         padding_mode=padding_mode,
-        dtype=result_dtype(x, w, b),
+        dtype=dtype,
     )
     _check_memory(op, spec.out_shape, spec.dtype)
     return spec
@@ -443,20 +449,5 @@ def conv_spec(
     n = tuple(
         conv_size(Li, k, s, p, d) for Li, k, s, p, d in zip(L, kernel, stride, pads, dilation)
     )
-    spec = ConvSpec(
-        transposed=False,
-        batch=batch,
-        small_channels=w.shape[0],
-        large_channels=w.shape[1] * groups,
-        groups=groups,
-        kernel=kernel,
-        stride=stride,
-        dilation=dilation,
-        small=n,
-        large=L,
-        pads=pads,
-        padding_mode=padding_mode,
-        dtype=result_dtype(x, w, b),
-    )
-    _check_memory(op, spec.out_shape, spec.dtype)
-    return spec
+    return _build(op, False, batch, w, groups, kernel, stride, dilation, n, L, pads, padding_mode,
+                  result_dtype(x, w, b))
