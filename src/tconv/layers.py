@@ -137,6 +137,51 @@ class _ConvLayer:
             self.grad_bias = grad_bias if self.grad_bias is None else self.grad_bias + grad_bias
         return grad_input
 
+    # ----------------------------------------------------------------- other frameworks
+    def to_onnx(self, path, input_shape):
+        """Write a one-node ONNX model of this layer for inputs of ``input_shape``; returns it.
+
+        See :func:`tconv.onnx.to_onnx` (needs the ``onnx`` package).
+        """
+        from .onnx import to_onnx
+
+        return to_onnx(self, path, input_shape)
+
+    @classmethod
+    def from_torch(cls, module):
+        """The tconv layer equal to a ``torch.nn`` module of the same name (weights copied)."""
+        name = type(module).__name__
+        if name != cls.__name__:
+            raise TypeError(f"{cls.__name__}.from_torch: needs a torch.nn.{cls.__name__}, got {name}")
+        kw = dict(stride=module.stride, padding=module.padding, dilation=module.dilation,
+                  groups=module.groups, bias=module.bias is not None,
+                  padding_mode=module.padding_mode,
+                  dtype=str(module.weight.dtype).replace("torch.", ""))
+        if cls._transposed:
+            kw["output_padding"] = module.output_padding
+        layer = cls(module.in_channels, module.out_channels, module.kernel_size, **kw)
+        layer.load_state_dict(module.state_dict())
+        return layer
+
+    def to_torch(self):
+        """The equal ``torch.nn`` module (imports torch here only)."""
+        import torch
+
+        name = type(self).__name__
+        if isinstance(self.padding, tuple) and any(isinstance(p, tuple) for p in self.padding):
+            raise ValueError(f"{name}.to_torch: PyTorch has no asymmetric padding {self.padding}")
+        if self.transposed and (self.padding_mode != "zeros" or isinstance(self.padding, str)):
+            raise ValueError(f"{name}.to_torch: PyTorch's {name} refuses padding={self.padding!r}, "
+                             f"padding_mode={self.padding_mode!r}")
+        kw = dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                  groups=self.groups, bias=self.bias is not None, padding_mode=self.padding_mode,
+                  dtype=getattr(torch, str(self.dtype)))
+        if self.transposed:
+            kw["output_padding"] = self.output_padding
+        module = getattr(torch.nn, name)(self.in_channels, self.out_channels, self.kernel_size, **kw)
+        module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state_dict().items()})
+        return module
+
     # ----------------------------------------------------------------- repr
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

@@ -1,0 +1,215 @@
+"""ONNX: read ``Conv``/``ConvTranspose`` nodes as tconv layers, run a node, write a layer as a model.
+
+``onnx`` is optional (``pip install tconv[onnx]``); importing tconv never needs it.
+
+ONNX's ``ConvTranspose`` is resolved as its reference implementation does: with ``auto_pad``
+``SAME_UPPER``/``SAME_LOWER`` the output is ``output_shape`` (default ``input*stride``) and the total
+padding ``stride*(in-1) + output_padding + dilation*(k-1) + 1 - output`` is split with the odd pixel
+at the end (UPPER) or the start (LOWER); otherwise the explicit ``pads`` (default 0) are cropped from
+the start and the output is ``output_shape`` if given (cropping or zero-extending the end), else the
+usual size. ``Conv``'s ``SAME_*`` pad to ``ceil(in/stride)`` outputs. These depend on the input size,
+which :func:`load` reads from the model's shapes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import layers
+from .shapes import effective_kernel, same_pads
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - exercised only without onnx
+        raise ImportError("tconv.onnx needs the onnx package: pip install tconv[onnx]") from exc
+    return onnx
+
+
+def _attributes(node) -> dict[str, Any]:
+    from onnx import helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+def resolve(op_type: str, attrs: dict, in_size: tuple[int, ...], kernel: tuple[int, ...]) -> dict:
+    """The tconv arguments (stride, padding pairs, output_padding, dilation, groups) of one node."""
+    rank = len(kernel)
+    name = f"tconv.onnx {op_type}"
+    s = tuple(attrs.get("strides", [1] * rank))
+    d = tuple(attrs.get("dilations", [1] * rank))
+    auto = attrs.get("auto_pad", "NOTSET")
+    if auto not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+        raise ValueError(f"{name}: auto_pad must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got {auto!r}")
+    if "kernel_shape" in attrs and tuple(attrs["kernel_shape"]) != tuple(kernel):
+        raise ValueError(f"{name}: kernel_shape {attrs['kernel_shape']} does not match the weight's "
+                         f"{kernel}")
+    pads = attrs.get("pads")
+    if pads is not None:
+        pads = tuple(zip(pads[:rank], pads[rank:]))
+    if op_type == "Conv":
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            pairs = [same_pads(n, k, si, di) for n, k, si, di in zip(in_size, kernel, s, d)]
+            if auto == "SAME_LOWER":
+                pairs = [(a, b) for b, a in pairs]
+        else:
+            pairs = list(pads) if pads is not None and auto == "NOTSET" else [(0, 0)] * rank
+        return dict(stride=s, padding=tuple(pairs), dilation=d, groups=attrs.get("group", 1))
+    op = tuple(attrs.get("output_padding", [0] * rank))
+    out_shape = attrs.get("output_shape")
+    if out_shape is not None:
+        out_shape = tuple(out_shape)[-rank:]
+    pairs, extra = [], []
+    for i, (n, k) in enumerate(zip(in_size, kernel)):
+        full = s[i] * (n - 1) + effective_kernel(k, d[i])
+        if pads is None and auto in ("SAME_UPPER", "SAME_LOWER"):
+            out = out_shape[i] if out_shape is not None else n * s[i]
+            total = full + op[i] - out
+            begin = total // 2 if auto == "SAME_UPPER" else total - total // 2
+        else:
+            begin, end = pads[i] if pads is not None and auto == "NOTSET" else (0, 0)
+            out = out_shape[i] if out_shape is not None else full + op[i] - begin - end
+        after = full - begin - out  # negative: zeros (and bias) appended at the end
+        if begin < 0:
+            raise ValueError(f"{name}: dimension {i} needs {-begin} zero pixels before the output, "
+                             f"which a tconv layer cannot add")
+        if -after >= max(s[i], d[i]):
+            raise ValueError(f"{name}: dimension {i} needs an output {-after} pixels past the full "
+                             f"result, more than output_padding can add (< stride or dilation)")
+        pairs.append((begin, max(after, 0)))
+        extra.append(max(-after, 0))
+    return dict(stride=s, padding=tuple(pairs), output_padding=tuple(extra), dilation=d,
+                groups=attrs.get("group", 1))
+
+
+def layer_from_node(node, weight: np.ndarray, bias: np.ndarray | None, in_size: tuple[int, ...]):
+    """A tconv layer doing what ``node`` does to inputs of spatial size ``in_size``."""
+    if node.op_type not in ("Conv", "ConvTranspose"):
+        raise ValueError(f"tconv.onnx: only Conv and ConvTranspose nodes, got {node.op_type}")
+    weight = np.asarray(weight)
+    rank = weight.ndim - 2
+    kernel = weight.shape[2:]
+    args = resolve(node.op_type, _attributes(node), tuple(in_size), tuple(kernel))
+    transposed = node.op_type == "ConvTranspose"
+    groups = args["groups"]
+    in_ch, out_ch = ((weight.shape[0], weight.shape[1] * groups) if transposed
+                     else (weight.shape[1] * groups, weight.shape[0]))
+    cls = getattr(layers, f"{'ConvTranspose' if transposed else 'Conv'}{rank}d")
+    dtype = weight.dtype if weight.dtype in (np.float32, np.float64) else np.float32
+    layer = cls(in_ch, out_ch, kernel, bias=bias is not None, dtype=dtype, **args)
+    state = {"weight": weight}
+    if bias is not None:
+        state["bias"] = np.asarray(bias)
+    layer.load_state_dict(state)
+    return layer
+
+
+def _model(path_or_model):
+    onnx = _onnx()
+    if isinstance(path_or_model, (str, Path)):
+        return onnx.load(str(path_or_model))
+    return path_or_model
+
+
+def load(path_or_model) -> list:
+    """The ``Conv`` and ``ConvTranspose`` nodes of an ONNX model as tconv layers, in graph order.
+
+    Weights and biases come from the initializers; the input size (needed by ``auto_pad`` and
+    ``output_shape``) from the model's shapes (inferred where not stated).
+    """
+    onnx = _onnx()
+    model = _model(path_or_model)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    g = inferred.graph
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in g.initializer}
+    shapes = {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+    found = []
+    for node in g.node:
+        if node.op_type not in ("Conv", "ConvTranspose"):
+            continue
+        if len(node.input) < 2 or node.input[1] not in inits:
+            raise ValueError(f"tconv.onnx.load: node {node.name or node.op_type!r} takes its weight "
+                             f"{node.input[1] if len(node.input) > 1 else '?'!r} from a graph input, "
+                             f"not an initializer; use run_node with the arrays")
+        w = inits[node.input[1]]
+        b = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        shape = shapes.get(node.input[0])
+        if shape is None or any(v is None for v in shape[2:]):
+            raise ValueError(f"tconv.onnx.load: the input size of node {node.name or node.op_type!r} "
+                             f"is not known from the model's shapes")
+        found.append(layer_from_node(node, w, b, shape[2:]))
+    return found
+
+
+def run_node(node, inputs) -> np.ndarray:
+    """Run one ``Conv``/``ConvTranspose`` node with tconv: ``inputs`` = ``[x, weight(, bias)]``."""
+    x = np.asarray(inputs[0])
+    layer = layer_from_node(node, inputs[1], inputs[2] if len(inputs) > 2 else None, x.shape[2:])
+    return layer(x)
+
+
+def to_onnx(layer, path: str | Path | None, input_shape: tuple[int, ...]):
+    """A one-node ONNX model computing ``layer`` on inputs of ``input_shape``; written to ``path``.
+
+    Returns the model. A configuration ONNX cannot express (a padding mode other than zeros,
+    output_padding not below the stride, which ONNX Runtime refuses) is a ValueError.
+    """
+    onnx = _onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    name = f"{type(layer).__name__}.to_onnx"
+    if layer.padding_mode != "zeros":
+        raise ValueError(f"{name}: ONNX has no padding_mode {layer.padding_mode!r} (zeros only)")
+    rank = layer.weight.ndim - 2
+    x = np.zeros(tuple(input_shape), layer.dtype)
+    if x.ndim != rank + 2:
+        raise ValueError(f"{name}: input_shape must be (N, C, *spatial) with {rank} spatial sizes, "
+                         f"got {tuple(input_shape)}")
+    # the spec resolves 'same', 'valid' and every padding form into explicit pairs
+    if layer.transposed:
+        from .spec import transposed_spec
+
+        spec = transposed_spec(name, x, layer.weight, None, layer.stride, layer.padding,
+                               layer.output_padding, layer.groups, layer.dilation)
+        pairs, extra = spec.pads, spec.extra
+        if any(e >= s for e, s in zip(extra, spec.stride)):
+            raise ValueError(f"{name}: output_padding {extra} must be smaller than the stride "
+                             f"{spec.stride} for ONNX Runtime")
+    else:
+        from .spec import conv_spec
+
+        spec = conv_spec(name, x, layer.weight, None, layer.stride, layer.padding, layer.dilation,
+                         layer.groups)
+        pairs, extra = spec.pads, None
+    attrs = dict(strides=list(spec.stride), dilations=list(spec.dilation), group=spec.groups,
+                 kernel_shape=list(spec.kernel),
+                 pads=[b for b, _ in pairs] + [a for _, a in pairs])
+    if extra is not None:
+        attrs["output_padding"] = list(extra)
+    dtype = TensorProto.FLOAT if layer.dtype == np.float32 else TensorProto.DOUBLE
+    inits = [numpy_helper.from_array(layer.weight, "w")]
+    inputs = ["x", "w"]
+    if layer.bias is not None:
+        inits.append(numpy_helper.from_array(layer.bias, "b"))
+        inputs.append("b")
+    node = helper.make_node("ConvTranspose" if layer.transposed else "Conv", inputs, ["y"], **attrs)
+    graph = helper.make_graph(
+        [node], type(layer).__name__, [helper.make_tensor_value_info("x", dtype, list(input_shape))],
+        [helper.make_tensor_value_info("y", dtype, list(spec.out_shape))], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    if path is not None:
+        onnx.save(model, str(path))
+    return model

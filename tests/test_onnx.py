@@ -1,0 +1,134 @@
+"""tconv.onnx against the ConvTranspose/Conv node tests that ship inside the onnx package, and
+to_onnx through ONNX Runtime; layers to and from torch."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from onnx import numpy_helper
+from onnx.backend.test.case.node import collect_testcases
+
+import tconv
+import tconv.onnx as tonnx
+
+with warnings.catch_warnings():  # building every node test case warns about unrelated ops
+    warnings.simplefilter("ignore")
+    CASES = [c for c in collect_testcases(None)
+             if c.name.startswith("test_convtranspose") or c.name.startswith("test_conv_")]
+
+
+def test_the_onnx_node_tests_are_found():
+    names = {c.name for c in CASES}
+    assert {"test_convtranspose_output_shape", "test_convtranspose_autopad_same",
+            "test_convtranspose_pads", "test_conv_with_autopad_same"} <= names
+    assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_run_node_matches_the_onnx_test_data(case):
+    inputs, outputs = case.data_sets[0]
+    y = tonnx.run_node(case.model.graph.node[0], inputs)
+    assert y.shape == outputs[0].shape
+    np.testing.assert_allclose(y, outputs[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_load_reads_nodes_as_layers(case):
+    """The same models with their weights moved into initializers, as real models have them."""
+    inputs, outputs = case.data_sets[0]
+    model = onnx.ModelProto()
+    model.CopyFrom(case.model)
+    graph = model.graph
+    for value, name in zip(inputs[1:], [i.name for i in graph.input][1:]):
+        graph.initializer.append(numpy_helper.from_array(value, name))
+    keep = [i for i in graph.input if i.name == graph.input[0].name]
+    del graph.input[:]
+    graph.input.extend(keep)
+    (layer,) = tonnx.load(model)
+    assert type(layer).__name__.startswith(graph.node[0].op_type)
+    np.testing.assert_allclose(layer(inputs[0]), outputs[0], rtol=1e-5, atol=1e-5)
+
+
+@st.composite
+def layer_configs(draw):
+    rank = draw(st.sampled_from([1, 2, 3]))
+    transposed = draw(st.booleans())
+    groups = draw(st.sampled_from([1, 2]))
+    k = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    s = tuple(draw(st.integers(1, 3)) for _ in range(rank))
+    d = tuple(draw(st.integers(1, 2)) for _ in range(rank))
+    pad = draw(st.one_of(st.integers(0, 2), st.just("same") if transposed else st.just("valid"),
+                         st.just(tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+                                       for _ in range(rank)))))
+    kw = dict(stride=s, padding=pad, dilation=d, groups=groups, bias=draw(st.booleans()))
+    if transposed and pad != "same":
+        kw["output_padding"] = tuple(draw(st.integers(0, si - 1)) for si in s)
+    size = tuple(draw(st.integers(3, 6)) for _ in range(rank))
+    cls = getattr(tconv, f"{'ConvTranspose' if transposed else 'Conv'}{rank}d")
+    return cls, groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2)), k, kw, size
+
+
+@given(cfg=layer_configs())
+def test_to_onnx_runs_in_onnxruntime_to_the_same_numbers(cfg, tmp_path_factory):
+    cls, c_in, c_out, k, kw, size = cfg
+    try:
+        layer = cls(c_in, c_out, k, rng=0, **kw)
+        x = np.random.default_rng(1).standard_normal((2, c_in, *size)).astype(np.float32)
+        expected = layer(x)
+    except ValueError:
+        return
+    path = tmp_path_factory.mktemp("onnx") / "layer.onnx"
+    layer.to_onnx(path, x.shape)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    got = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x})[0]
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    (back,) = tonnx.load(str(path))
+    np.testing.assert_allclose(back(x), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_what_onnx_cannot_express_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="ONNX has no padding_mode 'circular'"):
+        tconv.ConvTranspose2d(2, 2, 3, padding=1, padding_mode="circular").to_onnx(
+            tmp_path / "m.onnx", (1, 2, 4, 4))
+    with pytest.raises(ValueError, match="must be smaller than the stride"):
+        tconv.ConvTranspose1d(1, 1, 3, stride=1, dilation=3, output_padding=2).to_onnx(
+            tmp_path / "m.onnx", (1, 1, 4))
+
+
+@pytest.mark.parametrize("name, args", [
+    ("ConvTranspose2d", dict(in_channels=4, out_channels=6, kernel_size=3, stride=2, padding=1,
+                             output_padding=1, groups=2)),
+    ("ConvTranspose1d", dict(in_channels=3, out_channels=2, kernel_size=4, dilation=2, bias=False)),
+    ("Conv3d", dict(in_channels=2, out_channels=4, kernel_size=2, padding=1,
+                    padding_mode="circular")),
+    ("Conv2d", dict(in_channels=2, out_channels=2, kernel_size=3, padding="same")),
+])
+def test_from_torch_and_to_torch(name, args):
+    module = getattr(torch.nn, name)(**args).double()
+    layer = getattr(tconv, name).from_torch(module)
+    assert repr(layer) == repr(module)
+    rank = int(name[-2])
+    x = np.random.default_rng(0).standard_normal((1, args["in_channels"], *(5,) * rank))
+    np.testing.assert_allclose(layer(x), module(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+    back = layer.to_torch()
+    assert repr(back) == repr(module)
+    np.testing.assert_allclose(back(torch.tensor(x)).detach().numpy(), layer(x), rtol=1e-10)
+
+
+def test_to_torch_refuses_what_torch_cannot_build():
+    with pytest.raises(ValueError, match="no asymmetric padding"):
+        tconv.ConvTranspose1d(1, 1, 3, padding=((1, 2),)).to_torch()
+    with pytest.raises(ValueError, match="refuses"):
+        tconv.ConvTranspose2d(1, 1, 3, padding=1, padding_mode="reflect").to_torch()
+    with pytest.raises(TypeError, match="needs a torch.nn.Conv2d"):
+        tconv.Conv2d.from_torch(torch.nn.Conv1d(1, 1, 1))
