@@ -1,5 +1,8 @@
 import os
 
+# Keras runs on its JAX backend in the tests (no TensorFlow here)
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings

@@ -155,3 +155,22 @@ def test_html_page_in_headless_chromium(tmp_path, fragment, args):
     expected = tconv.conv_transpose(x[None, None], w[None, None], **args)[0, 0]
     assert got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
+
+
+def test_convert_command(capsys):
+    code, out = run(["convert", "--from", "keras", "--to", "torch",
+                     "Conv2DTranspose(64, 4, strides=2, padding='same')", "--in-channels", "128",
+                     "--input-size", "16x16"], capsys)
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "torch.nn.ConvTranspose2d(128, 64, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), "
+        "output_padding=(0, 0), groups=1, bias=True, dilation=(1, 1))")
+    assert "np.moveaxis(w, (-1, -2), (0, 1))" in out and "exact" in out
+    assert "n=16: keras (16-1)*2 + 4 - 1 - (1) = 32; torch 32" in out
+    code, out = run(["convert", "--from", "torch", "--to", "keras",
+                     "ConvTranspose2d(128, 64, 3, stride=2, padding=1, output_padding=1)"], capsys)
+    assert "fixup per dimension (crop +, append -): ((1, 0), (1, 0))" in out
+    assert cli.main(["convert", "--from", "onnx", "--to", "torch", "--in-channels", "1",
+                     "--out-channels", "1", "ConvTranspose(kernel_shape=[3], auto_pad='SAME_UPPER')"]) == 2
+    assert "pass input_shape" in capsys.readouterr().err
+    assert cli.main(["convert", "--from", "torch", "--to", "keras", "not a call("]) == 2

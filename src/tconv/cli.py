@@ -258,6 +258,70 @@ def demo(out_dir: str, out=None) -> int:
     return 1 if bad else 0
 
 
+CONVERT_EXAMPLES = """examples:
+  tconv convert --from keras --to torch "Conv2DTranspose(64, 4, strides=2, padding='same')" \\
+      --in-channels 128 --input-size 16x16
+  tconv convert --from torch --to keras "ConvTranspose2d(128, 64, 3, stride=2, padding=1, output_padding=1)"
+  tconv convert --from torch --to onnx "ConvTranspose1d(16, 8, 4, stride=2, padding=1)"
+  tconv convert --from onnx --to torch \\
+      "ConvTranspose(kernel_shape=[3, 3], strides=[2, 2], auto_pad='SAME_UPPER')" \\
+      --in-channels 4 --out-channels 4 --input-size 8x8
+  tconv convert --from jax --to tconv "conv_transpose(kernel_size=(4,), strides=(2,), padding='SAME')" \\
+      --in-channels 3 --out-channels 5
+"""
+
+_SIGNATURES = {
+    "torch": ["in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding",
+              "groups", "bias", "dilation"],
+    "keras": ["filters", "kernel_size", "strides", "padding", "output_padding", "data_format",
+              "dilation_rate"],
+}
+_SIGNATURES["tconv"] = _SIGNATURES["torch"]
+
+
+def parse_layer(text: str, framework: str) -> tuple[dict, int | None]:
+    """``"Conv2DTranspose(64, 4, strides=2)"`` -> ``({"filters": 64, ...}, 2)``."""
+    import ast
+    import re
+
+    try:
+        call = ast.parse(text.strip(), mode="eval").body
+        if not isinstance(call, ast.Call):
+            raise ValueError
+        name = ast.unparse(call.func).split(".")[-1]
+        args = [ast.literal_eval(a) for a in call.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    except (SyntaxError, ValueError) as exc:
+        raise ValueError(f"convert: the layer must be a call with literal arguments, like "
+                         f"\"Conv2DTranspose(64, 4, strides=2, padding='same')\", got {text!r}") from exc
+    names = _SIGNATURES.get(framework, [])
+    if len(args) > len(names):
+        raise ValueError(f"convert: {framework} takes its arguments by name here, got {text!r}")
+    kwargs.update(zip(names, args))
+    rank = re.search(r"([123])[dD]", name)
+    return kwargs, int(rank.group(1)) if rank else None
+
+
+def cmd_convert(args) -> int:
+    from .interop import convert
+
+    params, rank = parse_layer(args.layer, args.source)
+    if rank is not None:
+        params.setdefault("rank", rank)
+    for key, value in (("in_channels", args.in_channels), ("out_channels", args.out_channels)):
+        if value is not None:
+            params.setdefault(key, value)
+    if args.source == "keras":
+        params.setdefault("in_channels", args.in_channels or 1)
+    input_shape = None
+    if args.input_size:
+        input_shape = tuple(args.input_size)  # spatial sizes alone
+        params.setdefault("rank", len(args.input_size))
+    c = convert(params, args.source, args.target, input_shape=input_shape)
+    print(c.explain())
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tconv",
@@ -314,18 +378,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     so.add_argument("--max-padding", type=int, default=3)
     so.add_argument("--max-dilation", type=int, default=2)
     so.add_argument("--top", type=int, default=20, help="how many to print")
+    cv = sub.add_parser("convert", help="convert a transposed convolution between frameworks",
+                        description="Reads a layer in the source framework's own terms and prints "
+                                    "the target's call, the weight transform, any fixup, and why.",
+                        epilog=CONVERT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cv.add_argument("--from", dest="source", required=True,
+                    choices=["torch", "onnx", "keras", "jax", "tconv"])
+    cv.add_argument("--to", dest="target", required=True,
+                    choices=["torch", "onnx", "keras", "jax", "tconv"])
+    cv.add_argument("layer", help="the source layer as a call, e.g. \"Conv2DTranspose(64, 4)\"")
+    cv.add_argument("--in-channels", type=int, help="where the source's call does not say it")
+    cv.add_argument("--out-channels", type=int, help="where the source's call does not say it")
+    cv.add_argument("--input-size", type=parse_size,
+                    help="spatial input size, needed by ONNX auto_pad/output_shape")
     ov = sub.add_parser("overlap", help="kernel taps per output position: checkerboard or not",
                         epilog="example: tconv overlap --kernel 3 --stride 2")
     ov.add_argument("--kernel", type=int, required=True)
     ov.add_argument("--stride", type=int, required=True)
     ov.add_argument("--dilation", type=int, default=1)
     args = parser.parse_args(argv)
-    handlers = {"explain": cmd_explain, "shape": cmd_shape, "solve": cmd_solve, "overlap": cmd_overlap}
+    handlers = {"explain": cmd_explain, "shape": cmd_shape, "solve": cmd_solve, "overlap": cmd_overlap,
+                "convert": cmd_convert}
     if args.command in handlers:
         try:
             return handlers[args.command](args)
         except (ValueError, TypeError) as exc:
-            print(f"tconv {args.command}: {exc}", file=sys.stderr)
+            print(f"tconv: {exc}", file=sys.stderr)
             return 2
     if args.command == "tour":
         return 1 if tour() else 0
