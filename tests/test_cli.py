@@ -174,3 +174,13 @@ def test_convert_command(capsys):
                      "--out-channels", "1", "ConvTranspose(kernel_shape=[3], auto_pad='SAME_UPPER')"]) == 2
     assert "pass input_shape" in capsys.readouterr().err
     assert cli.main(["convert", "--from", "torch", "--to", "keras", "not a call("]) == 2
+
+
+def test_every_convert_example_in_the_help_runs(capsys):
+    import shlex
+
+    lines = [line.strip() for line in cli.CONVERT_EXAMPLES.splitlines() if "tconv convert" in line]
+    assert len(lines) == 20  # every ordered pair of the five frameworks
+    for line in lines:
+        assert cli.main(shlex.split(line)[1:]) == 0, line
+        assert capsys.readouterr().out.strip()

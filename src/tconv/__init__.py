@@ -10,6 +10,7 @@ array([[0., 0., 0., 1.],
 """
 
 from .algorithms import ALGORITHMS, MATRIX_LIMIT_BYTES, conv_matrix
+from .explain import explain
 from .functional import (
     conv,
     conv1d,
@@ -22,6 +23,7 @@ from .functional import (
     conv_transpose3d,
     conv_transpose_backward,
 )
+from .interop import Conversion, convert
 from .layers import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .padding import PADDING_MODES
 from .spec import ConvSpec
@@ -33,6 +35,7 @@ __all__ = [
     "MATRIX_LIMIT_BYTES",
     "PADDING_MODES",
     "ConvSpec",
+    "Conversion",
     "Conv1d",
     "Conv2d",
     "Conv3d",
@@ -50,4 +53,6 @@ __all__ = [
     "conv_transpose2d",
     "conv_transpose3d",
     "conv_transpose_backward",
+    "convert",
+    "explain",
 ]

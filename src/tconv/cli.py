@@ -258,17 +258,19 @@ def demo(out_dir: str, out=None) -> int:
     return 1 if bad else 0
 
 
-CONVERT_EXAMPLES = """examples:
-  tconv convert --from keras --to torch "Conv2DTranspose(64, 4, strides=2, padding='same')" \\
-      --in-channels 128 --input-size 16x16
-  tconv convert --from torch --to keras "ConvTranspose2d(128, 64, 3, stride=2, padding=1, output_padding=1)"
-  tconv convert --from torch --to onnx "ConvTranspose1d(16, 8, 4, stride=2, padding=1)"
-  tconv convert --from onnx --to torch \\
-      "ConvTranspose(kernel_shape=[3, 3], strides=[2, 2], auto_pad='SAME_UPPER')" \\
-      --in-channels 4 --out-channels 4 --input-size 8x8
-  tconv convert --from jax --to tconv "conv_transpose(kernel_size=(4,), strides=(2,), padding='SAME')" \\
-      --in-channels 3 --out-channels 5
-"""
+_CONVERT_SOURCES = {
+    "torch": ("\"ConvTranspose2d(128, 64, 3, stride=2, padding=1, output_padding=1)\"", ""),
+    "tconv": ("\"ConvTranspose1d(16, 8, 4, stride=2, padding=((1, 2),))\"", ""),
+    "keras": ("\"Conv2DTranspose(64, 4, strides=2, padding='same')\"", " --in-channels 128"),
+    "onnx": ("\"ConvTranspose(kernel_shape=[3, 3], strides=[2, 2], auto_pad='SAME_UPPER')\"",
+             " --in-channels 4 --out-channels 4 --input-size 8x8"),
+    "jax": ("\"conv_transpose(kernel_size=(4,), strides=(2,), padding='SAME')\"",
+            " --in-channels 3 --out-channels 5"),
+}
+CONVERT_EXAMPLES = "examples (every pair):\n" + "\n".join(
+    f"  tconv convert --from {s} --to {t} {layer}{extra}"
+    for s, (layer, extra) in _CONVERT_SOURCES.items() for t in _CONVERT_SOURCES if t != s) + "\n"
+
 
 _SIGNATURES = {
     "torch": ["in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding",
