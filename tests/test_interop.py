@@ -52,12 +52,14 @@ def run(framework: str, p: dict, x: np.ndarray, w: np.ndarray, b: np.ndarray | N
     if framework == "jax":
         from jax import lax
 
-        sp = "DHW"[3 - rank:]
         y = lax.conv_transpose(x, w, p["strides"], p["padding"], rhs_dilation=p["rhs_dilation"],
-                               dimension_numbers=("NC" + sp, "OI" + sp, "NC" + sp),
+                               dimension_numbers=p.get("dimension_numbers"),
                                transpose_kernel=p.get("transpose_kernel", True))
         y = np.asarray(y)
-        return y if b is None else y + b.reshape(-1, *(1,) * rank)
+        if b is None:
+            return y
+        last = p.get("dimension_numbers") is None or p["dimension_numbers"][0].endswith("C")
+        return y + (b if last else b.reshape(-1, *(1,) * rank))
     if framework == "keras":
         import keras
 
@@ -115,14 +117,17 @@ def native(draw, framework: str):
         padding = draw(st.one_of(st.sampled_from(["SAME", "VALID"]), st.just(tuple(
             (draw(st.integers(0, e)), draw(st.integers(0, e))) for e in spans))))
         sp = "DHW"[3 - rank:]
+        first = draw(st.booleans())  # channels-first, or jax's own default (channels-last)
         p = dict(in_channels=c_in, out_channels=c_out, kernel_size=k, strides=s, padding=padding,
-                 rhs_dilation=d, transpose_kernel=True, bias=bias,
-                 dimension_numbers=("NC" + sp, "OI" + sp, "NC" + sp))
+                 rhs_dilation=d, transpose_kernel=draw(st.booleans()), bias=bias,
+                 dimension_numbers=("NC" + sp, "OI" + sp, "NC" + sp) if first else None)
     rng = np.random.default_rng(draw(st.integers(0, 1000)))
     x = rng.standard_normal((2, c_in, *n)).astype(np.float32)
     w = rng.standard_normal((c_in, c_out // groups, *k)).astype(np.float32)  # torch layout
     b = rng.standard_normal(c_out).astype(np.float32) if bias else None
-    if framework == "keras":
+    if framework == "jax" and not p["transpose_kernel"]:  # in/out swapped, flipped
+        w = np.flip(w, tuple(range(2, w.ndim))).swapaxes(0, 1)
+    if framework == "keras" or (framework == "jax" and p["dimension_numbers"] is None):
         x, w = np.moveaxis(x, 1, -1), np.moveaxis(w, (0, 1), (-1, -2))
     return p, x, np.ascontiguousarray(w), b
 

@@ -15,9 +15,11 @@ Conventions (crop, from each framework's own definition):
 - keras ``padding='valid'|'same', output_padding`` (jax backend): the jax padding Keras computes,
   ``(lo, hi)`` on the zero-inserted input, gives ``(k_eff-1-lo, k_eff-1-hi)``. Kernel
   ``(*k, C_out, C_in)``; data channels-last by default. No groups.
-- jax ``lax.conv_transpose(padding='SAME'|'VALID'|[(lo, hi)..], rhs_dilation, transpose_kernel)``:
-  ``(k_eff-1-lo, k_eff-1-hi)``; with ``transpose_kernel=True`` the kernel is torch's weight as is
-  (as ``OIHW``), without it the weight with in/out swapped and flipped. Channels-first here. No groups.
+- jax ``lax.conv_transpose(padding='SAME'|'VALID'|[(lo, hi)..], rhs_dilation, transpose_kernel,
+  dimension_numbers)``: ``(k_eff-1-lo, k_eff-1-hi)``. jax's default numbers are TensorFlow's
+  (channels-last, an ``...IO`` kernel ``(*k, C_out, C_in)`` with ``transpose_kernel=True``); with
+  ``('NC..', 'OI..', 'NC..')`` the kernel is torch's weight as is; without ``transpose_kernel`` the
+  kernel has in/out swapped and is flipped. tconv writes channels-first numbers. No groups.
 - tconv: ``padding`` pairs and ``output_padding``: ``(b, a - op)``.
 """
 
@@ -169,9 +171,10 @@ def _read(params: dict, source: str, input_shape) -> Canonical:
         kernel = tuple(p["kernel_size"])
         rank = len(kernel)
         dn = p.get("dimension_numbers")
-        if dn is not None and tuple(dn) != _jax_channels_first(rank):
-            raise ValueError(f"convert: jax dimension_numbers must be {_jax_channels_first(rank)} "
-                             f"(channels-first, an OI kernel), got {dn!r}")
+        if dn is not None and tuple(dn) not in (_jax_channels_first(rank), _jax_channels_last(rank)):
+            raise ValueError(f"convert: jax dimension_numbers must be {_jax_channels_first(rank)}, "
+                             f"{_jax_channels_last(rank)} or None (jax's default, the latter), "
+                             f"got {dn!r}")
         stride = _tuple("strides", p.get("strides", 1), rank, source)
         dilation = _tuple("rhs_dilation", p.get("rhs_dilation") or 1, rank, source)
         padding = p.get("padding", "VALID")
@@ -208,6 +211,12 @@ def _jax_channels_first(rank: int) -> tuple[str, str, str]:
     """jax's dimension_numbers for channels-first data and a torch-layout (``OI...``) kernel."""
     sp = "DHW"[3 - rank:]
     return ("NC" + sp, "OI" + sp, "NC" + sp)
+
+
+def _jax_channels_last(rank: int) -> tuple[str, str, str]:
+    """jax's default (TensorFlow's) dimension_numbers: channels-last data, an ``...IO`` kernel."""
+    sp = "DHW"[3 - rank:]
+    return ("N" + sp + "C", sp + "IO", "N" + sp + "C")
 
 
 def _jax_padding(e: int, s: int, padding: str) -> tuple[int, int]:
@@ -303,7 +312,8 @@ def _distance(got, want) -> int:
 _LAYOUT = {
     "torch": "(C_in, C_out/groups, *k)", "onnx": "(C_in, C_out/groups, *k)",
     "tconv": "(C_in, C_out/groups, *k)", "keras": "(*k, C_out, C_in)",
-    "jax": "(C_in, C_out, *k) as 'OI...' with transpose_kernel=True",
+    "jax": "(C_in, C_out, *k) as 'OI...' (channels-first) or (*k, C_out, C_in) as '...IO' "
+           "(the default), with transpose_kernel=True",
 }
 
 
@@ -334,6 +344,8 @@ def weight_note(source: str, target: str, params_source: dict) -> str:
     """How the weight moves, in words and NumPy."""
     steps = []
     if source == "keras":
+        steps.append("np.moveaxis(w, (-1, -2), (0, 1))")
+    if source == "jax" and _channels_last("jax", params_source):
         steps.append("np.moveaxis(w, (-1, -2), (0, 1))")
     if source == "jax" and not params_source.get("transpose_kernel", True):
         steps.append("np.flip(w, spatial axes).swapaxes(0, 1)")
@@ -420,7 +432,12 @@ class Conversion:
 
 
 def _channels_last(framework: str, params: dict) -> bool:
-    return framework == "keras" and params.get("data_format", "channels_last") == "channels_last"
+    if framework == "keras":
+        return params.get("data_format", "channels_last") == "channels_last"
+    if framework == "jax":  # jax's default dimension_numbers are TensorFlow's, channels-last
+        dn = params.get("dimension_numbers")
+        return dn is None or tuple(dn)[0].endswith("C")
+    return False
 
 
 def _layout(a: np.ndarray, src_last: bool, dst_last: bool) -> np.ndarray:
@@ -432,8 +449,14 @@ def _layout(a: np.ndarray, src_last: bool, dst_last: bool) -> np.ndarray:
 def _to_torch_layout(w: np.ndarray, framework: str, params: dict) -> np.ndarray:
     if framework == "keras":  # (*k, C_out, C_in)
         return np.moveaxis(w, (-1, -2), (0, 1))
-    if framework == "jax" and not params.get("transpose_kernel", True):
-        return np.flip(w, tuple(range(2, w.ndim))).swapaxes(0, 1)
+    if framework == "jax":
+        if _channels_last("jax", params):  # an ...IO kernel: (*k, C_out, C_in) when transposed
+            w = np.moveaxis(w, (-1, -2), (0, 1))
+            if not params.get("transpose_kernel", True):  # (*k, C_in, C_out), flipped
+                w = np.flip(w, tuple(range(2, w.ndim))).swapaxes(0, 1)
+            return w
+        if not params.get("transpose_kernel", True):
+            return np.flip(w, tuple(range(2, w.ndim))).swapaxes(0, 1)
     return w
 
 
