@@ -26,7 +26,10 @@ ifeq ($(CHROMIUM),)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 endif
 	$(PY) -m ruff check src tests
-	$(PY) -m pytest
+	# JAX and Keras (the interop oracles) run in a process of their own, apart from tconv's
+	# worker threads: the whole suite in one process crashed once at exit in ~10 runs.
+	$(PY) -m pytest --ignore=tests/test_interop.py
+	$(PY) -m pytest tests/test_interop.py
 
 # Speed, side by side with PyTorch and ONNX Runtime; writes benchmarks/results.md and .json
 bench: $(VENV)/.test
