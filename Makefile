@@ -27,7 +27,7 @@ ifeq ($(CHROMIUM),)
 endif
 	$(PY) -m ruff check src tests
 	# JAX and Keras (the interop oracles) run in a process of their own, apart from tconv's
-	# worker threads: the whole suite in one process crashed once at exit in ~10 runs.
+	# worker threads: the whole suite in one process crashed once in ~10 runs (not reproduced).
 	$(PY) -m pytest --ignore=tests/test_interop.py
 	$(PY) -m pytest tests/test_interop.py
 
