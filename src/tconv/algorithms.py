@@ -26,7 +26,7 @@ from math import prod
 import numpy as np
 
 from . import engine
-from .padding import fold, pad, pad_or_crop
+from .padding import fold, pad_or_crop
 from .spec import ConvSpec, check_bytes
 
 #: The matrix algorithm refuses a problem whose dense matrix would be larger than this many bytes.
@@ -78,13 +78,6 @@ def _contract(w_t: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 _finish = engine.finish
-
-
-def core_of_large(spec: ConvSpec, large: np.ndarray) -> np.ndarray:
-    """The transpose of :func:`_finish`: the large side ``(N, C, *L)`` in the core domain."""
-    if spec.padding_mode == "zeros":
-        return large
-    return pad(large, spec.pads, spec.padding_mode)
 
 
 # --------------------------------------------------------------------------- transposed algorithms
@@ -250,39 +243,3 @@ def multiply_adds(spec: ConvSpec) -> int:
     """``N * P_n * P_k * C_small * C_large / G``: the multiply-adds of either direction."""
     return ((spec.batch or 1) * prod(spec.small) * prod(spec.kernel) * spec.small_channels
             * spec.large_channels // spec.groups)
-
-
-# --------------------------------------------------------------------------- the other direction
-
-
-def gather(spec: ConvSpec, large: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The convolution: large side ``(N, G*Cl, *L)`` to small side ``(N, G*Cs, *n)``.
-
-    ``small[i] = sum_t w[t] . core[i*s + t*d - crop_before]``, the core being the large side padded
-    in the padding mode; the exact transpose of the transposed algorithms above.
-    """
-    N = large.shape[0]
-    core = _grouped(spec, core_of_large(spec, large), spec.large_channels)
-    wg = _grouped_weight(spec, w)
-    wt = np.moveaxis(wg, 1, 2)  # (G, Cl, Cs, *k)
-    small = np.zeros((N, spec.groups, wg.shape[1], *spec.small), dtype=spec.dtype)
-    for t, small_sl, core_sl in tap_slices(spec):
-        small[(Ellipsis, *small_sl)] += _contract(wt[(Ellipsis, *t)], core[(Ellipsis, *core_sl)])
-    return small.reshape(N, spec.small_channels, *spec.small)
-
-
-def weight_grad(spec: ConvSpec, small: np.ndarray, large: np.ndarray) -> np.ndarray:
-    """The gradient of either direction with respect to the weight, ``(G*Cs, Cl, *k)``.
-
-    ``dw[c, o, t] = sum_{N, i} small[N, c, i] * core[N, o, i*s + t*d - crop_before]``: a correlation of
-    the small side with the (padded) large side, whichever of them is the input.
-    """
-    G = spec.groups
-    sg = _grouped(spec, small, spec.small_channels)
-    core = _grouped(spec, core_of_large(spec, large), spec.large_channels)
-    dw = np.zeros((G, sg.shape[2], core.shape[2], *spec.kernel), dtype=spec.dtype)
-    for t, small_sl, core_sl in tap_slices(spec):
-        dw[(Ellipsis, *t)] = np.einsum(
-            "ngc...,ngo...->gco", sg[(Ellipsis, *small_sl)], core[(Ellipsis, *core_sl)], optimize=True
-        )
-    return dw.reshape(spec.weight_shape)
