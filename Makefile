@@ -26,10 +26,7 @@ ifeq ($(CHROMIUM),)
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 endif
 	$(PY) -m ruff check src tests
-	# JAX and Keras (the interop oracles) run in a process of their own, apart from tconv's
-	# worker threads: the whole suite in one process crashed once in ~10 runs (not reproduced).
-	$(PY) -m pytest --ignore=tests/test_interop.py
-	$(PY) -m pytest tests/test_interop.py
+	$(PY) -m pytest
 
 # Speed, side by side with PyTorch and ONNX Runtime; writes benchmarks/results.md and .json
 bench: $(VENV)/.test
