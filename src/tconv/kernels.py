@@ -40,9 +40,10 @@ def _col2im(cols, y, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0, p
     with ``j = i*s + t*d - p``.
 
     cols: ``(Cl, k0, k1, k2, B, R0, R1, R2)`` (a GEMM result: rows (o, t), columns input pixels);
-    y: ``(N, C, L0, L1, L2)``, updated in place; one task per output plane. With ``assign`` (taps that
-    never meet, ``(k-1)*d < s``, and every pixel reached) pixels are written once,
-    ``cols + bias[c_first+o]``, so ``y`` needs no initialisation.
+    y: ``(N, C, L0, L1, L2)``, updated in place; one task per output plane. With ``assign``
+    (kernel == stride, dilation 1, no output_padding past the full result: every pixel is met by
+    exactly one tap) pixels are written once, ``cols + bias[c_first+o]``, so ``y`` needs no
+    initialisation.
     """
     Cl, k0, k1, k2, B, R0, R1, n2 = cols.shape
     L0, L1, L2 = y.shape[2], y.shape[3], y.shape[4]
