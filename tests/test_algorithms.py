@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from strategies import configs
 
 import tconv
-from tconv import algorithms
-from tconv.examples import D2L_MATRIX
-from tconv.spec import transposed_spec
+from tconv.core.spec import transposed_spec
+from tconv.engine import algorithms
+from tconv.explainer.examples import D2L_MATRIX
 
 
 def test_registry():

@@ -15,7 +15,7 @@ import pytest
 
 import tconv
 from tconv import cli
-from tconv.explain import explain
+from tconv.explainer.steps import explain
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -144,7 +144,7 @@ def test_html_page_in_headless_chromium(tmp_path, fragment, args):
     assert CHROMIUM, "Chromium is not installed: make test installs Debian's chromium"
     D2L = np.array([[0.0, 1.0], [2.0, 3.0]])
     page = tmp_path / "page.html"
-    from tconv.page import write_page
+    from tconv.explainer.page import write_page
 
     write_page(explain(D2L, D2L), str(page))
     got = _page_output(page, fragment, tmp_path)

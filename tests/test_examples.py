@@ -12,7 +12,7 @@ from oracle import torch_conv_transpose
 
 import tconv
 from tconv import cli
-from tconv.examples import EXAMPLES, SHAPE_EXAMPLES
+from tconv.explainer.examples import EXAMPLES, SHAPE_EXAMPLES
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)

@@ -11,7 +11,8 @@ from oracle import torch_conv_transpose
 from strategies import configs
 
 import tconv
-from tconv.explain import (
+from tconv.core.shapes import conv_size
+from tconv.explainer.steps import (
     MAX_STEPS,
     explain,
     output_shape,
@@ -19,7 +20,6 @@ from tconv.explain import (
     round_trip,
     solve,
 )
-from tconv.shapes import conv_size
 
 
 @given(cfg=configs(ranks=(1, 2, 3)))

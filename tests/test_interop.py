@@ -19,7 +19,7 @@ from hypothesis import assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import tconv  # noqa: E402
-from tconv.interop import FRAMEWORKS, convert  # noqa: E402
+from tconv.interop.convert import FRAMEWORKS, convert  # noqa: E402
 
 WITHOUT = ("in_channels", "out_channels", "bias", "rank")
 

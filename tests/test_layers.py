@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tconv
-from tconv.examples import EXAMPLES
+from tconv.explainer.examples import EXAMPLES
 
 NAMES = [f"{kind}{r}d" for kind in ("ConvTranspose", "Conv") for r in (1, 2, 3)]
 

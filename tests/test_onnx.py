@@ -16,7 +16,8 @@ from onnx import numpy_helper
 from onnx.backend.test.case.node import collect_testcases
 
 import tconv
-import tconv.onnx as tonnx
+import tconv.interop.onnx as tonnx
+from tconv.interop import from_torch, to_onnx, to_torch
 
 with warnings.catch_warnings():  # building every node test case warns about unrelated ops
     warnings.simplefilter("ignore")
@@ -85,7 +86,7 @@ def test_to_onnx_runs_in_onnxruntime_to_the_same_numbers(cfg, tmp_path_factory):
     except ValueError:
         return
     path = tmp_path_factory.mktemp("onnx") / "layer.onnx"
-    layer.to_onnx(path, x.shape)
+    to_onnx(layer, path, x.shape)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     got = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(
@@ -98,11 +99,11 @@ def test_to_onnx_runs_in_onnxruntime_to_the_same_numbers(cfg, tmp_path_factory):
 
 def test_what_onnx_cannot_express_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="ONNX has no padding_mode 'circular'"):
-        tconv.ConvTranspose2d(2, 2, 3, padding=1, padding_mode="circular").to_onnx(
-            tmp_path / "m.onnx", (1, 2, 4, 4))
+        to_onnx(tconv.ConvTranspose2d(2, 2, 3, padding=1, padding_mode="circular"),
+                tmp_path / "m.onnx", (1, 2, 4, 4))
     with pytest.raises(ValueError, match="must be smaller than the stride"):
-        tconv.ConvTranspose1d(1, 1, 3, stride=1, dilation=3, output_padding=2).to_onnx(
-            tmp_path / "m.onnx", (1, 1, 4))
+        to_onnx(tconv.ConvTranspose1d(1, 1, 3, stride=1, dilation=3, output_padding=2),
+                tmp_path / "m.onnx", (1, 1, 4))
 
 
 @pytest.mark.parametrize("name, args", [
@@ -115,20 +116,21 @@ def test_what_onnx_cannot_express_is_a_clear_error(tmp_path):
 ])
 def test_from_torch_and_to_torch(name, args):
     module = getattr(torch.nn, name)(**args).double()
-    layer = getattr(tconv, name).from_torch(module)
+    layer = from_torch(module)
+    assert type(layer) is getattr(tconv, name)
     assert repr(layer) == repr(module)
     rank = int(name[-2])
     x = np.random.default_rng(0).standard_normal((1, args["in_channels"], *(5,) * rank))
     np.testing.assert_allclose(layer(x), module(torch.tensor(x)).detach().numpy(), rtol=1e-10)
-    back = layer.to_torch()
+    back = to_torch(layer)
     assert repr(back) == repr(module)
     np.testing.assert_allclose(back(torch.tensor(x)).detach().numpy(), layer(x), rtol=1e-10)
 
 
 def test_to_torch_refuses_what_torch_cannot_build():
     with pytest.raises(ValueError, match="no asymmetric padding"):
-        tconv.ConvTranspose1d(1, 1, 3, padding=((1, 2),)).to_torch()
+        to_torch(tconv.ConvTranspose1d(1, 1, 3, padding=((1, 2),)))
     with pytest.raises(ValueError, match="refuses"):
-        tconv.ConvTranspose2d(1, 1, 3, padding=1, padding_mode="reflect").to_torch()
-    with pytest.raises(TypeError, match="needs a torch.nn.Conv2d"):
-        tconv.Conv2d.from_torch(torch.nn.Conv1d(1, 1, 1))
+        to_torch(tconv.ConvTranspose2d(1, 1, 3, padding=1, padding_mode="reflect"))
+    with pytest.raises(TypeError, match="ConvTranspose1d/2d/3d module, got Linear"):
+        from_torch(torch.nn.Linear(1, 1))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tconv.padding import PADDING_MODES, fold, pad, pad_or_crop, source_index
+from tconv.core.padding import PADDING_MODES, fold, pad, pad_or_crop, source_index
 
 TORCH = {"zeros": "constant", "circular": "circular", "reflect": "reflect", "replicate": "replicate"}
 

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tconv.shapes import (
+from tconv.core.shapes import (
     conv_size,
     effective_kernel,
     output_padding_range,

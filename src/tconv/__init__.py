@@ -9,9 +9,7 @@ array([[0., 0., 0., 1.],
        [4., 6., 6., 9.]])
 """
 
-from .algorithms import ALGORITHMS, MATRIX_LIMIT_BYTES, conv_matrix
-from .explain import explain
-from .functional import (
+from .core.functional import (
     conv,
     conv1d,
     conv2d,
@@ -23,10 +21,12 @@ from .functional import (
     conv_transpose3d,
     conv_transpose_backward,
 )
+from .core.layers import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .core.padding import PADDING_MODES
+from .core.spec import ConvSpec
+from .engine.algorithms import ALGORITHMS, MATRIX_LIMIT_BYTES, conv_matrix
+from .explainer import explain
 from .interop import Conversion, convert
-from .layers import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
-from .padding import PADDING_MODES
-from .spec import ConvSpec
 
 __version__ = "0.1.0"
 

@@ -1,13 +1,14 @@
 """``tconv bench``: tconv against PyTorch and ONNX Runtime, side by side, in one run.
 
-For every layer of the suite (``benchmarks/layers.json``: name, N, C_in, C_out, spatial, kernel, stride,
-padding, output_padding, groups, dilation) the same float32 inputs go through tconv (``auto``),
-PyTorch's ``conv_transpose{1,2,3}d`` and a one-node ONNX ``ConvTranspose`` model in ONNX Runtime, every
-system with the same number of threads. Each time is the median of repeated runs after a warm-up;
-the results are checked to agree. Reported per layer: milliseconds per system, the ratio
-``best peer / tconv`` (above 1: tconv is faster), tconv's GFLOP/s (``2*N*C_in*(C_out/groups)*prod(k)*
-prod(in)``) next to the machine's measured sgemm peak, and tconv's peak extra memory in units of
-``input + output`` bytes. A backward table compares ``conv_transpose_backward`` with torch autograd.
+For every layer of the suite (:data:`DEFAULT_LAYERS`, shipped as ``tconv/data/benchmark-
+layers.json``: name, N, C_in, C_out, spatial, kernel, stride, padding, output_padding, groups,
+dilation) the same float32 inputs go through tconv (``auto``), PyTorch's ``conv_transpose{1,2,3}d``
+and a one-node ONNX ``ConvTranspose`` model in ONNX Runtime, every system with the same number of
+threads. Each time is the median of repeated runs after a warm-up; the results are checked to agree.
+Reported per layer: milliseconds per system, the ratio ``best peer / tconv`` (above 1: tconv is
+faster), tconv's GFLOP/s (``2*N*C_in*(C_out/groups)*prod(k)* prod(in)``) next to the machine's
+measured sgemm peak, and tconv's peak extra memory in units of ``input + output`` bytes. A backward
+table compares ``conv_transpose_backward`` with torch autograd.
 
 PyTorch and ONNX Runtime are needed here only (``pip install tconv[test]``).
 """
@@ -28,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .functional import conv_transpose, conv_transpose_backward
+from .core.functional import conv_transpose, conv_transpose_backward
 
-DEFAULT_LAYERS = Path(__file__).resolve().parents[2] / "benchmarks" / "layers.json"
+#: The published layer suite, shipped inside the package (``tconv/data/benchmark-layers.json``).
+DEFAULT_LAYERS = Path(__file__).resolve().parent / "data" / "benchmark-layers.json"
 
 
 @dataclass
@@ -178,8 +180,8 @@ def _fmt(v, spec=".2f"):
 def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backward: bool = True,
         out=sys.stdout) -> dict:
     """Run the suite; print progress and tables; return everything as a dict."""
-    from . import algorithms
-    from .spec import transposed_spec
+    from .core.spec import transposed_spec
+    from .engine import algorithms
 
     peak = sgemm_peak(threads)
     print(f"sgemm peak (NumPy BLAS, {threads} threads): {peak:.1f} GFLOP/s", file=out)

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import __version__, layers
-from .algorithms import conv_matrix
-from .examples import D2L_MATRIX, EXAMPLES, SHAPE_EXAMPLES
-from .functional import conv, conv_transpose
-from .spec import transposed_spec
+from . import __version__
+from .core import layers
+from .core.functional import conv, conv_transpose
+from .core.spec import transposed_spec
+from .engine.algorithms import conv_matrix
+from .explainer.examples import D2L_MATRIX, EXAMPLES, SHAPE_EXAMPLES
 
 
 def grid(a: np.ndarray, indent: str = "    ") -> str:
@@ -139,8 +140,8 @@ EXPLAIN_EXAMPLES = """examples:
 
 
 def cmd_explain(args) -> int:
-    from .explain import explain
-    from .render import render
+    from .explainer.steps import explain
+    from .explainer.text import render
 
     x = args.input if args.input is not None else (
         _filled(args.input_size, args.values) if args.input_size else parse_matrix("0 1; 2 3"))
@@ -151,17 +152,17 @@ def cmd_explain(args) -> int:
     views = tuple(v.strip() for v in args.views.split(","))
     sys.stdout.write(render(e, views=views, color=color, max_steps=args.max_steps))
     if args.save:
-        from .figures import save_figure
+        from .explainer.figures import save_figure
 
         save_figure(e, args.save)
         print(f"wrote {args.save}")
     if args.gif:
-        from .figures import save_gif
+        from .explainer.figures import save_gif
 
         save_gif(e, args.gif)
         print(f"wrote {args.gif}")
     if args.html:
-        from .page import write_page
+        from .explainer.page import write_page
 
         write_page(e, args.html)
         print(f"wrote {args.html}")
@@ -169,7 +170,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_shape(args) -> int:
-    from .explain import output_shape, round_trip
+    from .explainer.steps import output_shape, round_trip
 
     size, forms = output_shape(args.input_size, args.kernel_size, args.stride, args.padding,
                                args.output_padding, args.dilation)
@@ -188,7 +189,7 @@ def cmd_shape(args) -> int:
 
 
 def cmd_solve(args) -> int:
-    from .explain import solve
+    from .explainer.steps import solve
 
     found = solve(args.input, args.output, args.max_kernel, args.max_stride, args.max_padding,
                   args.max_dilation)
@@ -205,7 +206,7 @@ def cmd_solve(args) -> int:
 
 
 def cmd_overlap(args) -> int:
-    from .explain import overlap
+    from .explainer.steps import overlap
 
     o = overlap(args.kernel, args.stride, args.dilation)
     import textwrap
@@ -223,10 +224,10 @@ def demo(out_dir: str, out=None) -> int:
     """``make demo``: explain the default example, then every seed example; figures and a page."""
     import os
 
-    from .explain import explain
-    from .figures import save_figure, save_gif
-    from .page import write_page
-    from .render import render
+    from .explainer.figures import save_figure, save_gif
+    from .explainer.page import write_page
+    from .explainer.steps import explain
+    from .explainer.text import render
 
     out = out or sys.stdout
     os.makedirs(out_dir, exist_ok=True)
@@ -305,7 +306,7 @@ def parse_layer(text: str, framework: str) -> tuple[dict, int | None]:
 
 
 def cmd_convert(args) -> int:
-    from .interop import convert
+    from .interop.convert import convert
 
     params, rank = parse_layer(args.layer, args.source)
     if rank is not None:
@@ -340,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Runs every layer of the suite through tconv (auto), PyTorch and ONNX Runtime "
                     "with the same inputs and threads; prints a table and optionally writes it.",
         epilog="example: tconv bench --output benchmarks/results   (writes results.md and .json)")
-    bench.add_argument("--layers", help="a JSON layer list (default: benchmarks/layers.json)")
+    bench.add_argument("--layers", help="a JSON layer list (default: the suite shipped with tconv)")
     bench.add_argument("--only", help="comma-separated layer names")
     bench.add_argument("--threads", type=int, default=2, help="threads for every system (default 2)")
     bench.add_argument("--seconds", type=float, default=1.0,

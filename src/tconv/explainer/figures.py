@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .explain import Explanation
+from .steps import Explanation
 
 
 def _plt():

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import algorithms, engine
+from ..engine import algorithms, fast
 from .spec import ConvSpec, as_array, conv_spec, result_dtype, transposed_spec
 
 ArrayLike = Any
@@ -134,7 +134,7 @@ def _conv_spec(op, input, weight, bias, stride, padding, dilation, groups, paddi
     w = as_array(op, "weight", weight)
     b = None if bias is None else as_array(op, "bias", bias)
     spec = conv_spec(op, x, w, b, stride, padding, dilation, groups, padding_mode)
-    y = engine.correlate(spec, _batched(spec, x), w.astype(spec.dtype, copy=False))[0]
+    y = fast.correlate(spec, _batched(spec, x), w.astype(spec.dtype, copy=False))[0]
     return _unbatched(spec, _add_bias(spec, y, b)), spec, x
 
 
@@ -188,10 +188,10 @@ def backward(op: str, spec: ConvSpec, grad_output: ArrayLike, x: np.ndarray, w: 
     spec = dataclasses.replace(spec, dtype=result_dtype(g, x, w))
     gb, xb, wd = _batched(spec, g), _batched(spec, x), w.astype(spec.dtype, copy=False)
     if spec.transposed:
-        grad_input, grad_weight = engine.correlate(spec, gb, wd, small=xb)
+        grad_input, grad_weight = fast.correlate(spec, gb, wd, small=xb)
     else:
         grad_input = algorithms.TRANSPOSED[algorithms.choose(spec)](spec, gb, wd)
-        grad_weight = engine.correlate(spec, xb, wd, small=gb, convolve=False)[1]
+        grad_weight = fast.correlate(spec, xb, wd, small=gb, convolve=False)[1]
     grad_bias = gb.sum(axis=(0, *range(2, gb.ndim)))
     return _unbatched(spec, grad_input), grad_weight, grad_bias
 

@@ -22,8 +22,8 @@ from math import prod
 
 import numpy as np
 
-from .padding import fold
-from .spec import ConvSpec
+from ..core.padding import fold
+from ..core.spec import ConvSpec
 
 #: Columns of one chunk take about this many bytes (per worker).
 GEMM_CHUNK_BYTES = 4 * 2**20
@@ -313,8 +313,8 @@ def correlate(spec: ConvSpec, large: np.ndarray, w: np.ndarray, small: np.ndarra
     :func:`tconv.conv`); ``grad_w`` is either direction's weight gradient. ``convolve=False`` skips
     the convolution (``out`` is then None).
     """
+    from ..core.padding import pad
     from . import kernels
-    from .padding import pad
 
     g3 = rank3(spec)
     N, G = large.shape[0], spec.groups

@@ -25,9 +25,9 @@ from math import prod
 
 import numpy as np
 
-from . import engine
-from .padding import fold, pad_or_crop
-from .spec import ConvSpec, check_bytes
+from ..core.padding import fold, pad_or_crop
+from ..core.spec import ConvSpec, check_bytes
+from . import fast
 
 #: The matrix algorithm refuses a problem whose dense matrix would be larger than this many bytes.
 MATRIX_LIMIT_BYTES = 256 * 2**20
@@ -77,7 +77,7 @@ def _contract(w_t: np.ndarray, a: np.ndarray) -> np.ndarray:
     return np.einsum("gco,ngc...->ngo...", w_t, a, optimize=True)
 
 
-_finish = engine.finish
+_finish = fast.finish
 
 
 # --------------------------------------------------------------------------- transposed algorithms
@@ -155,7 +155,7 @@ def conv_matrix(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
     ``conv(x) = W @ x.ravel()`` (per sample, bias aside) and ``conv_transpose(y) = W.T @ y.ravel()``.
     The padding mode is part of ``W``. Refuses (ValueError) a matrix over :data:`MATRIX_LIMIT_BYTES`.
 
-    >>> from tconv.spec import transposed_spec
+    >>> from tconv.core.spec import transposed_spec
     >>> K = np.array([[[[1., 2.], [3., 4.]]]])
     >>> conv_matrix(transposed_spec("demo", np.zeros((1, 1, 2, 2)), K, None), K)[0]   # D2L 14.10.3
     array([1., 2., 0., 3., 4., 0., 0., 0., 0.])
@@ -209,8 +209,8 @@ TRANSPOSED: dict[str, Callable[[ConvSpec, np.ndarray, np.ndarray], np.ndarray]] 
     "scatter": scatter,
     "zero_insertion": zero_insertion,
     "matrix": matrix,
-    "gemm": engine.gemm,
-    "direct": engine.direct,
+    "gemm": fast.gemm,
+    "direct": fast.direct,
 }
 
 #: The names ``algorithm=`` accepts.
@@ -222,7 +222,7 @@ def choose(spec: ConvSpec) -> str:
 
     - ``scatter`` for tiny problems (under :data:`SMALL_WORK` multiply-adds): NumPy only, so a first
       small call in a new process loads no compiled code (numba's import alone takes ~0.6 s);
-    - ``direct`` when a group has at most ``engine.DIRECT_MAX_CHANNELS`` input channels (depthwise):
+    - ``direct`` when a group has at most ``fast.DIRECT_MAX_CHANNELS`` input channels (depthwise):
       a matrix product would have almost nothing to multiply;
     - ``gemm`` otherwise: BLAS products, then compiled col2im (see :mod:`tconv.engine`).
 
@@ -230,7 +230,7 @@ def choose(spec: ConvSpec) -> str:
     """
     if multiply_adds(spec) < SMALL_WORK:
         return "scatter"
-    if spec.small_channels // spec.groups <= engine.DIRECT_MAX_CHANNELS:
+    if spec.small_channels // spec.groups <= fast.DIRECT_MAX_CHANNELS:
         return "direct"
     return "gemm"
 

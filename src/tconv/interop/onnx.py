@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from . import layers
-from .shapes import effective_kernel, same_pads
+from ..core import layers
+from ..core.shapes import effective_kernel, same_pads
 
 
 def _onnx():
@@ -178,7 +178,7 @@ def to_onnx(layer, path: str | Path | None, input_shape: tuple[int, ...]):
                          f"got {tuple(input_shape)}")
     # the spec resolves 'same', 'valid' and every padding form into explicit pairs
     if layer.transposed:
-        from .spec import transposed_spec
+        from ..core.spec import transposed_spec
 
         spec = transposed_spec(name, x, layer.weight, None, layer.stride, layer.padding,
                                layer.output_padding, layer.groups, layer.dilation)
@@ -187,7 +187,7 @@ def to_onnx(layer, path: str | Path | None, input_shape: tuple[int, ...]):
             raise ValueError(f"{name}: output_padding {extra} must be smaller than the stride "
                              f"{spec.stride} for ONNX Runtime")
     else:
-        from .spec import conv_spec
+        from ..core.spec import conv_spec
 
         spec = conv_spec(name, x, layer.weight, None, layer.stride, layer.padding, layer.dilation,
                          layer.groups)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .shapes import effective_kernel
+from ..core.shapes import effective_kernel
 
 FRAMEWORKS = ("torch", "onnx", "keras", "jax", "tconv")
 
@@ -113,11 +113,11 @@ def _read(params: dict, source: str, input_shape) -> Canonical:
         if source == "torch":
             pads = tuple((q, q) for q in _tuple("padding", pad, rank, source))
         else:
-            from .spec import padding_pairs
+            from ..core.spec import padding_pairs
 
             pads = padding_pairs("convert", pad, rank)
             if isinstance(pads, str):
-                from .shapes import same_pads
+                from ..core.shapes import same_pads
 
                 if pads == "valid":
                     pads = ((0, 0),) * rank

@@ -11,7 +11,7 @@ import textwrap
 
 import numpy as np
 
-from .explain import Explanation
+from .steps import Explanation
 
 WIDTH = 80
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

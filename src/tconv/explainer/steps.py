@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from . import algorithms
-from .functional import conv_transpose
-from .shapes import conv_size, effective_kernel, transposed_size
-from .spec import ConvSpec, as_array, int_tuple, transposed_spec
+from ..core.functional import conv_transpose
+from ..core.shapes import conv_size, effective_kernel, transposed_size
+from ..core.spec import ConvSpec, as_array, int_tuple, transposed_spec
+from ..engine import algorithms
 
 #: explain() shows the scatter steps one input element at a time up to this many elements.
 MAX_STEPS = 4096
@@ -203,7 +203,7 @@ def explain(
     mask[(slice(None), *(slice(None, None, s) for s in spec.stride))] = True
     border = tuple((d * (k - 1) - b, d * (k - 1) - a)
                    for k, d, (b, a) in zip(spec.kernel, spec.dilation, crop))
-    from .padding import pad_or_crop
+    from ..core.padding import pad_or_crop
 
     image = pad_or_crop(dil, border)
     is_input = pad_or_crop(mask, border)

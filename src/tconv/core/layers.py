@@ -26,11 +26,11 @@ from .padding import PADDING_MODES
 from .spec import as_array, int_tuple, padding_pairs
 
 
-class _ConvLayer:
+class ConvLayer:
     """Shared by both directions: argument checks, parameters, state_dict, gradients, repr."""
 
     _rank: int
-    _transposed: bool
+    transposed: bool  # a ConvTranspose layer (else a Conv layer)
 
     def __init__(
         self,
@@ -82,9 +82,8 @@ class _ConvLayer:
         self.dtype = np.dtype(np.float32 if dtype is None else dtype)
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"{name}: dtype must be float32 or float64, got {self.dtype}")
-        self.transposed = self._transposed
 
-        shape = ((in_channels, out_channels // groups) if self._transposed
+        shape = ((in_channels, out_channels // groups) if self.transposed
                  else (out_channels, in_channels // groups)) + self.kernel_size
         bound = 1 / sqrt(shape[1] * prod(self.kernel_size))
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -137,51 +136,6 @@ class _ConvLayer:
             self.grad_bias = grad_bias if self.grad_bias is None else self.grad_bias + grad_bias
         return grad_input
 
-    # ----------------------------------------------------------------- other frameworks
-    def to_onnx(self, path, input_shape):
-        """Write a one-node ONNX model of this layer for inputs of ``input_shape``; returns it.
-
-        See :func:`tconv.onnx.to_onnx` (needs the ``onnx`` package).
-        """
-        from .onnx import to_onnx
-
-        return to_onnx(self, path, input_shape)
-
-    @classmethod
-    def from_torch(cls, module):
-        """The tconv layer equal to a ``torch.nn`` module of the same name (weights copied)."""
-        name = type(module).__name__
-        if name != cls.__name__:
-            raise TypeError(f"{cls.__name__}.from_torch: needs a torch.nn.{cls.__name__}, got {name}")
-        kw = dict(stride=module.stride, padding=module.padding, dilation=module.dilation,
-                  groups=module.groups, bias=module.bias is not None,
-                  padding_mode=module.padding_mode,
-                  dtype=str(module.weight.dtype).replace("torch.", ""))
-        if cls._transposed:
-            kw["output_padding"] = module.output_padding
-        layer = cls(module.in_channels, module.out_channels, module.kernel_size, **kw)
-        layer.load_state_dict(module.state_dict())
-        return layer
-
-    def to_torch(self):
-        """The equal ``torch.nn`` module (imports torch here only)."""
-        import torch
-
-        name = type(self).__name__
-        if isinstance(self.padding, tuple) and any(isinstance(p, tuple) for p in self.padding):
-            raise ValueError(f"{name}.to_torch: PyTorch has no asymmetric padding {self.padding}")
-        if self.transposed and (self.padding_mode != "zeros" or isinstance(self.padding, str)):
-            raise ValueError(f"{name}.to_torch: PyTorch's {name} refuses padding={self.padding!r}, "
-                             f"padding_mode={self.padding_mode!r}")
-        kw = dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
-                  groups=self.groups, bias=self.bias is not None, padding_mode=self.padding_mode,
-                  dtype=getattr(torch, str(self.dtype)))
-        if self.transposed:
-            kw["output_padding"] = self.output_padding
-        module = getattr(torch.nn, name)(self.in_channels, self.out_channels, self.kernel_size, **kw)
-        module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state_dict().items()})
-        return module
-
     # ----------------------------------------------------------------- repr
     def extra_repr(self) -> str:
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -204,8 +158,8 @@ class _ConvLayer:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
-class _ConvTransposeNd(_ConvLayer):
-    _transposed = True
+class _ConvTransposeNd(ConvLayer):
+    transposed = True
 
     def __call__(self, input: Any, output_size: tuple[int, ...] | None = None) -> np.ndarray:
         """``(N, C_in, *in)`` or ``(C_in, *in)`` to ``(N, C_out, *out)``; see :func:`tconv.conv_transpose`.
@@ -222,8 +176,8 @@ class _ConvTransposeNd(_ConvLayer):
     forward = __call__
 
 
-class _ConvNd(_ConvLayer):
-    _transposed = False
+class _ConvNd(ConvLayer):
+    transposed = False
 
     def __init__(
         self,

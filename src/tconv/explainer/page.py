@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from .explain import Explanation
+from .steps import Explanation
 
 _PAGE = r"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
