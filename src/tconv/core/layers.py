@@ -23,7 +23,7 @@ import numpy as np
 
 from .functional import _conv_spec, _conv_transpose_spec, backward
 from .padding import PADDING_MODES
-from .spec import as_array, int_tuple, padding_pairs
+from .spec import as_array, check_output_padding, int_tuple, padding_pairs
 
 
 class ConvLayer:
@@ -63,12 +63,7 @@ class ConvLayer:
         self.stride = int_tuple(name, "stride", stride, rank, 1)
         self.dilation = int_tuple(name, "dilation", dilation, rank, 1)
         self.output_padding = int_tuple(name, "output_padding", output_padding, rank, 0)
-        if any(o >= s and o >= d for o, s, d in zip(self.output_padding, self.stride, self.dilation)):
-            raise ValueError(
-                f"{name}: output_padding must be smaller than either stride or dilation in every "
-                f"dimension, got output_padding={self.output_padding}, stride={self.stride}, "
-                f"dilation={self.dilation}"
-            )
+        check_output_padding(name, self.output_padding, self.stride, self.dilation)
         pairs = padding_pairs(name, padding, rank)
         if isinstance(pairs, str) or any(b != a for b, a in pairs):
             self.padding = pairs

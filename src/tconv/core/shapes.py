@@ -82,6 +82,44 @@ def same_pads(L: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[
     return total // 2, total - total // 2
 
 
+def full_size(n: int, kernel: int, stride: int = 1, dilation: int = 1) -> int:
+    """Size of the full scatter result, nothing cropped: ``(n-1)*s + d*(k-1) + 1``.
+
+    Every framework's output is a window of it (cropped at either end, or extended at the end).
+
+    >>> full_size(3, kernel=3, stride=2)
+    7
+    """
+    return transposed_size(n, kernel, stride, (0, 0), dilation)
+
+
+def output_padding_limit(stride: int, dilation: int = 1) -> int:
+    """PyTorch's rule: ``output_padding`` must be smaller than this, ``max(stride, dilation)``.
+
+    Past it, output_padding would append pixels no kernel tap can reach.
+
+    >>> output_padding_limit(2, dilation=3)
+    3
+    """
+    return max(stride, dilation)
+
+
+def same_transposed(n: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[tuple[int, int], int]:
+    """``padding='same'`` of a transposed convolution: ``((before, after), extra)`` for ``n`` inputs.
+
+    The output is ``n*s`` pixels: the padding of the convolution that maps ``n*s`` back to ``n``
+    (:func:`same_pads`, odd pixel at the end) is cropped, and where the kernel is shorter than the
+    stride ``extra = s - k_eff`` pixels past the full result are appended (zeros, then the bias).
+
+    >>> same_transposed(4, kernel=3, stride=2)
+    ((0, 1), 0)
+    >>> same_transposed(4, kernel=1, stride=2)
+    ((0, 0), 1)
+    """
+    pads = same_pads(n * stride, kernel, stride, dilation)
+    return pads, n * stride - transposed_size(n, kernel, stride, pads, dilation)
+
+
 def output_padding_range(
     n: int, kernel: int, stride: int, pads: tuple[int, int], dilation: int
 ) -> tuple[int, int]:

@@ -29,7 +29,16 @@ from typing import Any
 import numpy as np
 
 from .padding import PADDING_MODES, check_pads
-from .shapes import conv_size, effective_kernel, output_padding_range, same_pads, transposed_size
+from .shapes import (
+    conv_size,
+    effective_kernel,
+    full_size,
+    output_padding_limit,
+    output_padding_range,
+    same_pads,
+    same_transposed,
+    transposed_size,
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ class ConvSpec:
     def extra(self) -> tuple[int, ...]:
         """Large pixels past the last kernel window; a transposed convolution's output_padding."""
         return tuple(
-            L + b + a - transposed_size(n, k, s, (0, 0), d)
+            L + b + a - full_size(n, k, s, d)
             for L, (b, a), n, k, s, d in zip(
                 self.large, self.pads, self.small, self.kernel, self.stride, self.dilation
             )
@@ -169,6 +178,19 @@ def int_tuple(op: str, name: str, value: Any, rank: int, minimum: int) -> tuple[
         rule = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{op}: {name} must be {rule} in every dimension, got {name}={values}")
     return values
+
+
+def check_output_padding(
+    op: str, output_padding: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...]
+) -> None:
+    """PyTorch's rule, the one place it is checked: ``output_padding < max(stride, dilation)`` per
+    dimension (:func:`tconv.core.shapes.output_padding_limit`)."""
+    if any(o >= output_padding_limit(s, d) for o, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(
+            f"{op}: output_padding must be smaller than either stride or dilation in every "
+            f"dimension, got output_padding={tuple(output_padding)}, stride={tuple(stride)}, "
+            f"dilation={tuple(dilation)}"
+        )
 
 
 def padding_pairs(op: str, padding: Any, rank: int) -> str | tuple[tuple[int, int], ...]:
@@ -318,7 +340,7 @@ def transposed_spec(
                 f"x stride), got output_padding={output_padding}"
             )
         large = tuple(ni * s for ni, s in zip(n, stride))
-        pads = tuple(same_pads(Li, k, s, d) for Li, k, s, d in zip(large, kernel, stride, dilation))
+        pads = tuple(same_transposed(ni, k, s, d)[0] for ni, k, s, d in zip(n, kernel, stride, dilation))
         if output_size is not None and _spatial_request(op, output_size, x, rank) != large:
             raise ValueError(
                 f"{op}: padding='same' gives output size {large} (input size x stride), but "
@@ -346,11 +368,7 @@ def transposed_spec(
                     f"needs output_padding={chosen}; give one or the other"
                 )
             output_padding = chosen
-        if any(op_ >= s and op_ >= d for op_, s, d in zip(output_padding, stride, dilation)):
-            raise ValueError(
-                f"{op}: output_padding must be smaller than either stride or dilation in every "
-                f"dimension, got output_padding={output_padding}, stride={stride}, dilation={dilation}"
-            )
+        check_output_padding(op, output_padding, stride, dilation)
         large = tuple(
             transposed_size(ni, k, s, p, d, o)
             for ni, k, s, p, d, o in zip(n, kernel, stride, pads, dilation, output_padding)

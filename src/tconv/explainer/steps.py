@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..core.functional import conv_transpose
-from ..core.shapes import conv_size, effective_kernel, transposed_size
+from ..core.shapes import conv_size, effective_kernel, full_size, output_padding_limit, transposed_size
 from ..core.spec import ConvSpec, as_array, int_tuple, transposed_spec
 from ..engine import algorithms
 
@@ -174,11 +174,11 @@ def explain(
     )
 
     # the scatter view, element by element, over the full (uncropped) output
-    full_size = tuple(transposed_size(n, k, s, (0, 0), d)
-                      for n, k, s, d in zip(spec.small, spec.kernel, spec.stride, spec.dilation))
+    full = tuple(full_size(n, k, s, d)
+                 for n, k, s, d in zip(spec.small, spec.kernel, spec.stride, spec.dilation))
     G = spec.groups
     Cs, Cl = spec.small_channels // G, spec.large_channels // G
-    running = np.zeros((spec.large_channels, *full_size))
+    running = np.zeros((spec.large_channels, *full))
     steps = []
     span = tuple(effective_kernel(k, d) for k, d in zip(spec.kernel, spec.dilation))
     taps = tuple(slice(None, None, d) for d in spec.dilation)
@@ -194,7 +194,6 @@ def explain(
             steps.append(ScatterStep(c, tuple(index), value, origin, prod_, (g * Cl, (g + 1) * Cl),
                                      running.copy()))
     crop = tuple((b, a - o) for (b, a), o in zip(spec.pads, ops))
-    full = running
 
     # the zero-insertion view, by the zero_insertion algorithm's own steps
     dil = np.zeros((spec.small_channels, *((n - 1) * s + 1 for n, s in zip(spec.small, spec.stride))))
@@ -232,7 +231,7 @@ def explain(
         part = algorithms.scatter(spec, xb, wc)[0]
         pieces[c, g * Cl:(g + 1) * Cl] = part[g * Cl:(g + 1) * Cl]
 
-    return Explanation(x, w, spec.stride, spec.pads, ops, spec.dilation, G, sizes, full, crop,
+    return Explanation(x, w, spec.stride, spec.pads, ops, spec.dilation, G, sizes, running, crop,
                        tuple(steps), zero_insertion, matrix, note, pieces, output, spec)
 
 
@@ -338,7 +337,7 @@ def solve(in_size: int, out_size: int, max_kernel: int = 7, max_stride: int = 4,
         if d > 1 and k == 1:
             continue
         op = out_size - transposed_size(in_size, k, s, (p, p), d)
-        if 0 <= op < max(s, d):
+        if 0 <= op < output_padding_limit(s, d):
             found.append(Solution(k, s, p, op, d, overlap(k, s, d).even))
     found.sort(key=lambda sol: (not sol.even, sol.output_padding, sol.kernel, sol.stride, sol.padding,
                                 sol.dilation))
