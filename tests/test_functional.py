@@ -155,13 +155,29 @@ def test_backward_matches_torch_autograd(cfg, dtype):
         np.testing.assert_allclose(g, e, **TOL[dtype])
 
 
-def _mode_can_pad(mode, padding, large) -> bool:
-    """PyTorch's rule: reflect pads less than the size, circular no more than it."""
-    if mode == "reflect":
-        return all(p < L for p, L in zip(padding, large))
-    if mode == "circular":
-        return all(p <= L for p, L in zip(padding, large))
+def transposed_sizes(size, kernel, stride, pairs, dilation, output_padding) -> tuple:
+    """The output size by the definition, written out here rather than taken from tconv."""
+    return tuple((n - 1) * s - b - a + d * (k - 1) + o + 1 for n, k, s, (b, a), d, o in
+                 zip(size, kernel, stride, pairs, dilation, output_padding))
+
+
+def torch_pads(mode, pairs, large) -> bool:
+    """Whether PyTorch's F.pad pads a tensor of spatial size ``large`` by ``pairs`` in ``mode``, as
+    nn.ConvNd pads its input (it refuses a reflect border as wide as the size, a circular one wider)."""
+    if mode == "zeros":
+        return True
+    flat = [v for pair in reversed(pairs) for v in pair]
+    try:
+        torch.nn.functional.pad(torch.zeros(1, 1, *large), flat, mode=mode)
+    except RuntimeError:
+        return False
     return True
+
+
+def assert_refused(call, mode):
+    """``call`` raises a ValueError naming the padding mode and the rule PyTorch enforces."""
+    with pytest.raises(ValueError, match=rf"padding_mode='{mode}' needs padding (smaller|no larger) than"):
+        call()
 
 
 @given(cfg=configs(output_padding_below_stride=True), mode=st.sampled_from(["zeros", *MODES]),
@@ -170,12 +186,14 @@ def test_conv_with_padding_modes_matches_torch(cfg, mode, dtype):
     """conv maps the large side (the transposed conv's output size) back to the small side."""
     large = cfg.out_size
     pairs = tuple((p, p) for p in cfg.padding)
-    if not _mode_can_pad(mode, cfg.padding, large):
-        return
     rng = np.random.default_rng(cfg.seed)
     xl = rng.standard_normal((cfg.batch, cfg.c_out, *large)).astype(dtype)
     w = rng.standard_normal((cfg.c_in, cfg.c_out // cfg.groups, *cfg.kernel)).astype(dtype)
     b = rng.standard_normal(cfg.c_in).astype(dtype)
+    if not torch_pads(mode, pairs, large):  # PyTorch refuses: so must tconv, naming the rule
+        assert_refused(lambda: tconv.conv(xl, w, b, cfg.stride, cfg.padding, cfg.dilation, cfg.groups,
+                                          padding_mode=mode), mode)
+        return
     expected = torch_conv_mode(xl, w, b, cfg.stride, pairs, cfg.dilation, cfg.groups, mode).numpy()
     y = tconv.conv(xl, w, b, cfg.stride, cfg.padding, cfg.dilation, cfg.groups, padding_mode=mode)
     assert y.shape == expected.shape == (cfg.batch, cfg.c_in, *cfg.size)
@@ -198,9 +216,13 @@ def test_transposed_padding_modes_are_torch_adjoints(cfg, mode, algorithm):
     """PyTorch refuses these modes; the oracle is the autograd transpose of PyTorch's padded conv."""
     large = cfg.out_size
     pairs = tuple((p, p) for p in cfg.padding)
-    if not _mode_can_pad(mode, cfg.padding, large):
-        return
     x, w, _ = cfg.arrays()
+    if not torch_pads(mode, pairs, large):  # PyTorch's padded conv refuses: so must tconv, both ways
+        assert_refused(lambda: tconv.conv_transpose(x, w, None, *cfg.args(), padding_mode=mode,
+                                                    algorithm=algorithm), mode)
+        assert_refused(lambda: tconv.conv_transpose_backward(np.ones((cfg.batch, cfg.c_out, *large)),
+                                                             x, w, *cfg.args(), padding_mode=mode), mode)
+        return
     grad = np.random.default_rng(cfg.seed + 1).standard_normal((cfg.batch, cfg.c_out, *large))
     expected, gx, gw = torch_transposed_mode(x, w, cfg.stride, pairs, cfg.dilation, cfg.groups,
                                              mode, large, grad=grad)
@@ -215,19 +237,26 @@ def test_transposed_padding_modes_are_torch_adjoints(cfg, mode, algorithm):
        asym=st.booleans(), same=st.booleans())
 def test_adjoint_identity(cfg, mode, asym, same):
     """<conv(x), y> == <x, conv_transpose(y)> for every padding mode, padding form and algorithm."""
-    if same:
+    if same:  # TF/ONNX SAME_UPPER: output in*stride, total padding max(d*(k-1)+1 - s, 0), odd at the end
         padding = "same"
         output_padding = 0
+        totals = (max(d * (k - 1) + 1 - s, 0) for k, s, d in zip(cfg.kernel, cfg.stride, cfg.dilation))
+        pairs = tuple((t // 2, t - t // 2) for t in totals)
+        large = tuple(n * s for n, s in zip(cfg.size, cfg.stride))
     else:
         padding = tuple((p, p // 2) if asym else p for p in cfg.padding)
         output_padding = cfg.output_padding
+        pairs = tuple((p, p // 2) if asym else (p, p) for p in cfg.padding)
+        large = transposed_sizes(cfg.size, cfg.kernel, cfg.stride, pairs, cfg.dilation, output_padding)
     x, w, _ = cfg.arrays()
-    try:
-        y_big = tconv.conv_transpose(x, w, None, cfg.stride, padding, output_padding, cfg.groups,
-                                     cfg.dilation, padding_mode=mode)
-    except ValueError as exc:  # a border larger than the mode can copy, or an empty output
-        assert "padding_mode" in str(exc) or "must be positive" in str(exc)
+    assert min(large) >= 1  # configs() draws positive symmetric outputs; asym and same pad less
+    if not torch_pads(mode, pairs, large):
+        assert_refused(lambda: tconv.conv_transpose(x, w, None, cfg.stride, padding, output_padding,
+                                                    cfg.groups, cfg.dilation, padding_mode=mode), mode)
         return
+    y_big = tconv.conv_transpose(x, w, None, cfg.stride, padding, output_padding, cfg.groups,
+                                 cfg.dilation, padding_mode=mode)
+    assert y_big.shape == (cfg.batch, cfg.c_out, *large)
     probe = np.random.default_rng(cfg.seed + 7).standard_normal(y_big.shape)
     small = tconv.conv(probe, w, None, cfg.stride, padding if not same else "same", cfg.dilation,
                        cfg.groups, padding_mode=mode)
