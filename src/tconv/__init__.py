@@ -25,6 +25,7 @@ from .core.layers import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2
 from .core.padding import PADDING_MODES
 from .core.spec import ConvSpec
 from .engine.algorithms import ALGORITHMS, MATRIX_LIMIT_BYTES, conv_matrix
+from .engine.threads import get_num_threads, num_threads, set_num_threads
 from .explainer import explain
 from .interop import Conversion, convert
 
@@ -55,4 +56,7 @@ __all__ = [
     "conv_transpose_backward",
     "convert",
     "explain",
+    "get_num_threads",
+    "num_threads",
+    "set_num_threads",
 ]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import algorithms, fast
+from ..engine.threads import blas_limit
 from .spec import ConvSpec, as_array, conv_spec, result_dtype, transposed_spec
 
 ArrayLike = Any
@@ -62,8 +63,10 @@ def _conv_transpose_spec(op, input, weight, bias, stride, padding, output_paddin
                            output_size, padding_mode)
     run = _algorithm(op, algorithm, spec)
     try:
-        y = run(spec, _batched(spec, x), w.astype(spec.dtype, copy=False),
-                None if b is None else b.astype(spec.dtype, copy=False))
+        # the reference algorithms' products run in this thread: BLAS held to tconv's thread count
+        with blas_limit():
+            y = run(spec, _batched(spec, x), w.astype(spec.dtype, copy=False),
+                    None if b is None else b.astype(spec.dtype, copy=False))
     except MemoryError as exc:
         raise ValueError(
             f"{op}: not enough memory for algorithm {run.__name__!r} from input {x.shape} to output "
@@ -190,7 +193,8 @@ def backward(op: str, spec: ConvSpec, grad_output: ArrayLike, x: np.ndarray, w: 
     if spec.transposed:
         grad_input, grad_weight = fast.correlate(spec, gb, wd, small=xb)
     else:
-        grad_input = algorithms.TRANSPOSED[algorithms.choose(spec)](spec, gb, wd)
+        with blas_limit():
+            grad_input = algorithms.TRANSPOSED[algorithms.choose(spec)](spec, gb, wd)
         grad_weight = fast.correlate(spec, xb, wd, small=gb, convolve=False)[1]
     grad_bias = gb.sum(axis=(0, *range(2, gb.ndim)))
     return _unbatched(spec, grad_input), grad_weight, grad_bias

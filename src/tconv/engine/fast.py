@@ -1,29 +1,33 @@
-"""The fast engine: BLAS for the products, compiled loops (:mod:`tconv.kernels`) for the rest.
+"""The fast engine: BLAS for the products, compiled loops (:mod:`tconv.engine.kernels`) for the rest.
 
 ``gemm`` (general) and ``direct`` (few channels per group) are transposed-convolution algorithms in
-the registry of :mod:`tconv.algorithms`, with the same contract as the reference ones:
-``f(spec, x, w, b) -> y``. ``conv_backward_chunks`` computes a convolution and weight gradients the
-same way, the mirror image (im2col, then products).
+the registry of :mod:`tconv.engine.algorithms`, with the same contract as the reference ones:
+``f(spec, x, w, b) -> y``. :func:`correlate` computes a convolution (a transposed convolution's
+input-gradient, and :func:`tconv.conv`) and weight gradients the same way, the mirror image (im2col,
+then products).
 
-How the time is spent (symbols as in :mod:`tconv.algorithms`): per chunk of ``M`` input pixels,
-``cols = every input pixel times the whole kernel`` is one BLAS product of ``M x Cs`` by
+How the time is spent (symbols as in :mod:`tconv.engine.algorithms`): per chunk of ``M`` input
+pixels, ``cols = every input pixel times the whole kernel`` is one BLAS product of ``M x Cs`` by
 ``Cs x Cl*P_k``; col2im then adds each of those ``Cl*P_k*M`` numbers into the output at its stride
 offset. Nothing is zero-inserted and nothing is multiplied by an inserted zero; ``cols`` is kept
-within :data:`GEMM_CHUNK_BYTES` so col2im reads it back from cache. Two workers share the chunks,
-each running a one-thread BLAS product and a compiled col2im: the one's adding overlaps the other's
-multiplying, and no spinning BLAS thread competes with a compiled loop for a core.
+within :data:`GEMM_CHUNK_BYTES` so col2im reads it back from cache. Above :data:`PARALLEL_MIN_WORK`
+the chunks are shared among up to :func:`tconv.get_num_threads` workers, each running a one-thread
+BLAS product and a compiled col2im: one's adding overlaps another's multiplying, and no spinning
+BLAS thread competes with a compiled loop for a core. Below it, or with one thread, everything runs
+in the calling thread with BLAS held to the thread count (:mod:`tconv.engine.threads`).
 """
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from math import prod
 
 import numpy as np
 
 from ..core.padding import fold
 from ..core.spec import ConvSpec
+from .threads import blas_limit, get_num_threads, numba_limit
 
 #: Columns of one chunk take about this many bytes (per worker).
 GEMM_CHUNK_BYTES = 4 * 2**20
@@ -39,8 +43,6 @@ PARALLEL_MIN_WORK = 1 << 24
 
 #: ``auto`` runs ``direct`` when a group has at most this many input channels.
 DIRECT_MAX_CHANNELS = 4
-
-WORKERS = 2
 
 
 def finish(spec: ConvSpec, core: np.ndarray, b: np.ndarray | None) -> np.ndarray:
@@ -144,46 +146,57 @@ def workspace(size: int, dtype: np.dtype) -> np.ndarray:
     return buf[:nbytes].view(dtype)
 
 
-# --------------------------------------------------------------------------- two workers
+# --------------------------------------------------------------------------- workers
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
-_blas = None
+
+
+def _workers(count: int) -> ThreadPoolExecutor:
+    """The worker pool, with room for ``count`` jobs at once (replaced by a larger one if needed)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < count:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(count, thread_name_prefix="tconv")
+        return _pool
 
 
 def _run(jobs: list) -> None:
     """Run ``jobs`` (callables): one in this thread, several on the workers with one-thread BLAS."""
-    global _pool, _blas
     if len(jobs) == 1:
-        jobs[0]()
+        with blas_limit():
+            jobs[0]()
         return
-    with _pool_lock:
-        if _pool is None:
-            from threadpoolctl import ThreadpoolController
-
-            _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="tconv")
-            _blas = ThreadpoolController()
-    with _blas.limit(limits=1, user_api="blas"):
-        for future in [_pool.submit(job) for job in jobs]:
-            future.result()
+    pool = _workers(len(jobs))
+    with blas_limit(1):
+        futures = [pool.submit(job) for job in jobs]
+        wait(futures)  # all of them, so none still runs when BLAS's count is restored
+    for future in futures:
+        future.result()
 
 
 def _split(chunks: list, channels: int, work: int) -> list[tuple[list, int, int]]:
-    """Share ``chunks`` and output channels among the workers, so no two write one pixel.
+    """Share ``chunks`` and output channels among up to :func:`get_num_threads` workers, so no two
+    write one pixel.
 
     Chunks of different samples are disjoint; bands of one sample are not (a kernel wider than the
-    stride reaches across the band edge), so a single sample is split by output channels instead.
-    Under :data:`PARALLEL_MIN_WORK` multiply-adds everything stays with one worker.
+    stride reaches across the band edge), so a sample is split by output channels instead; whichever
+    way gives more workers (samples on a tie). Under :data:`PARALLEL_MIN_WORK` multiply-adds, or with
+    one thread, everything stays with one worker.
     """
-    if work < PARALLEL_MIN_WORK:
+    n = get_num_threads()
+    if n == 1 or work < PARALLEL_MIN_WORK:
         return [(chunks, 0, channels)]
     firsts = sorted({c[0] for c in chunks})
-    if len(firsts) >= WORKERS:
-        owner = {f: i % WORKERS for i, f in enumerate(firsts)}
-        return [([c for c in chunks if owner[c[0]] == w], 0, channels) for w in range(WORKERS)]
-    if channels >= WORKERS:
-        edges = [channels * w // WORKERS for w in range(WORKERS + 1)]
-        return [(chunks, edges[w], edges[w + 1]) for w in range(WORKERS)]
+    by_samples, by_channels = min(n, len(firsts)), min(n, channels)
+    if by_samples >= 2 and by_samples >= by_channels:
+        owner = {f: i % by_samples for i, f in enumerate(firsts)}
+        return [([c for c in chunks if owner[c[0]] == w], 0, channels) for w in range(by_samples)]
+    if by_channels >= 2:
+        edges = [channels * w // by_channels for w in range(by_channels + 1)]
+        return [(chunks, edges[w], edges[w + 1]) for w in range(by_channels)]
     return [(chunks, 0, channels)]
 
 
@@ -214,8 +227,9 @@ def _single_pixel(spec, x, w, b):
     Cs = spec.small_channels // G
     y = np.empty((N, G, spec.large_channels // G * prod(spec.kernel)), dtype=spec.dtype)
     xg, w2 = x.reshape(N, G, Cs), w.reshape(G, Cs, -1)
-    for g in range(G):
-        np.matmul(xg[:, g], w2[g], out=y[:, g])
+    with blas_limit():
+        for g in range(G):
+            np.matmul(xg[:, g], w2[g], out=y[:, g])
     y = y.reshape(N, spec.large_channels, *spec.kernel)
     if spec.large != spec.kernel:
         y = np.ascontiguousarray(y[(Ellipsis, *(slice(0, L) for L in spec.large))])
@@ -293,9 +307,10 @@ def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
 
     g3 = rank3(spec)
     core = np.zeros((x.shape[0], spec.large_channels, *g3["core"]), dtype=spec.dtype)
-    kernels.direct(np.ascontiguousarray(x).reshape(*x.shape[:2], *g3["small"]),
-                   np.ascontiguousarray(w).reshape(*w.shape[:2], *g3["kernel"]), core, spec.groups,
-                   *g3["stride"], *g3["dilation"], *g3["crop"])
+    with numba_limit():
+        kernels.direct(np.ascontiguousarray(x).reshape(*x.shape[:2], *g3["small"]),
+                       np.ascontiguousarray(w).reshape(*w.shape[:2], *g3["kernel"]), core, spec.groups,
+                       *g3["stride"], *g3["dilation"], *g3["crop"])
     return finish(spec, core, b)
 
 
@@ -331,7 +346,8 @@ def correlate(spec: ConvSpec, large: np.ndarray, w: np.ndarray, small: np.ndarra
     # small-side chunks never overlap, so any share of them is race-free; each worker keeps its own
     # weight-gradient sum
     work = N * prod(spec.small) * P_k * Cl * Cs * G
-    shares = [chunks[i::WORKERS] for i in range(WORKERS)] if work >= PARALLEL_MIN_WORK else [chunks]
+    n = get_num_threads() if work >= PARALLEL_MIN_WORK else 1
+    shares = [chunks[i::n] for i in range(n)]
     grads = [np.zeros((G, Cs, Cl * P_k), dtype=spec.dtype) if small is not None else None
              for _ in shares]
 

@@ -1,9 +1,14 @@
 """Compiled loops (numba) for what BLAS cannot do: col2im, im2col and the direct (grouped) kernel.
 
 Every kernel works on rank-3 spatial arrays; 1-d and 2-d problems arrive with leading singleton
-dimensions (size 1, kernel 1, stride 1, dilation 1, crop 0). Symbols as in :mod:`tconv.algorithms`;
-``p`` is the crop before (``spec.core_crop``), so small pixel ``i`` and tap ``t`` meet large pixel
-``j = i*s + t*d - p``. Loops run in parallel over output planes, so no two threads write one pixel.
+dimensions (size 1, kernel 1, stride 1, dilation 1, crop 0). Symbols as in
+:mod:`tconv.engine.algorithms`; ``p`` is the crop before (``spec.core_crop``), so small pixel ``i``
+and tap ``t`` meet large pixel ``j = i*s + t*d - p``.
+
+Only :func:`direct` runs in parallel (numba ``prange`` over output planes, one thread per plane, so
+no two threads write one pixel; at most :func:`tconv.get_num_threads` threads). ``col2im``,
+``im2col`` and ``col2im_gather`` are serial and release the GIL: the engine's worker threads
+(:mod:`tconv.engine.fast`) run them side by side on shares that never write the same pixel.
 
 Compiled on first use and cached on disk (``cache=True``): a new process pays only the load.
 """

@@ -1,0 +1,181 @@
+"""How many threads tconv uses: one count for the engine's workers, BLAS and numba's parallel loops.
+
+>>> import tconv
+>>> with tconv.num_threads(1):       # for a block; tconv.set_num_threads(1) for good
+...     tconv.get_num_threads()
+1
+
+The count governs:
+
+- the fast engine's worker threads (:mod:`tconv.engine.fast`): ``gemm`` and ``correlate`` share their
+  chunks among up to ``n`` workers, each running its BLAS products with one thread;
+- a BLAS product run in the calling thread (one share, the reference algorithms): at most ``n``
+  BLAS threads (threadpoolctl; skipped without a look at BLAS when ``n`` is at least the CPU count);
+- numba's ``prange`` loops (the ``direct`` kernel): at most ``n`` threads, and never more than
+  numba's pool (``NUMBA_NUM_THREADS``, fixed when numba starts).
+
+Default, read when tconv is imported: ``OMP_NUM_THREADS`` if set (its first entry), else
+``NUMBA_NUM_THREADS``, else the CPUs this process may run on (``os.sched_getaffinity``). The count is
+process-wide, like ``torch.set_num_threads``; :func:`num_threads` restores the previous count on exit
+and is not meant for concurrent use from several threads. Importing this module imports neither
+numba nor threadpoolctl: they are loaded when first needed.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import threading
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+#: The CPUs this process may run on, at import.
+CPUS = available_cpus()
+
+
+def default_num_threads(environ: Mapping[str, str] | None = None) -> int:
+    """``OMP_NUM_THREADS``, else ``NUMBA_NUM_THREADS``, else :data:`CPUS`; invalid values are skipped
+    with a warning.
+
+    >>> default_num_threads({"OMP_NUM_THREADS": "3", "NUMBA_NUM_THREADS": "2"})
+    3
+    >>> default_num_threads({"NUMBA_NUM_THREADS": "2"})
+    2
+    """
+    environ = os.environ if environ is None else environ
+    for name in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        text = environ.get(name, "").strip()
+        if not text:
+            continue
+        try:  # OpenMP allows a list, one count per nesting level: the outermost is ours
+            n = int(text.split(",")[0])
+        except ValueError:
+            n = 0
+        if n >= 1:
+            return n
+        warnings.warn(f"tconv: ignoring {name}={text!r}: not a positive int", RuntimeWarning, stacklevel=2)
+    return CPUS
+
+
+_count = default_num_threads()
+
+
+def _checked(op: str, n: Any) -> int:
+    if isinstance(n, bool) or not hasattr(type(n), "__index__"):
+        raise TypeError(f"{op}: n must be a positive int, got {n!r} of type {type(n).__name__}")
+    n = operator.index(n)
+    if n < 1:
+        raise ValueError(f"{op}: n must be a positive int, got {n}")
+    return n
+
+
+def set_num_threads(n: int) -> None:
+    """Use at most ``n`` threads from now on: engine workers, BLAS and numba loops (see the module).
+
+    A positive int; anything else is a TypeError or ValueError and changes nothing.
+    """
+    global _count
+    _count = _checked("set_num_threads", n)
+
+
+def get_num_threads() -> int:
+    """The count set by :func:`set_num_threads` (or the default from the environment)."""
+    return _count
+
+
+@contextmanager
+def num_threads(n: int) -> Iterator[int]:
+    """``with tconv.num_threads(n):`` the count is ``n`` inside the block, the previous one after."""
+    global _count
+    n = _checked("num_threads", n)
+    previous, _count = _count, n
+    try:
+        yield n
+    finally:
+        _count = previous
+
+
+# --------------------------------------------------------------------------- applying the count
+
+_lock = threading.Lock()
+_blas_libs: list | None = None
+
+
+def _blas() -> list:
+    """The BLAS libraries loaded in this process (one threadpoolctl scan, reused: a scan costs ms)."""
+    global _blas_libs
+    if _blas_libs is None:
+        with _lock:
+            if _blas_libs is None:
+                from threadpoolctl import ThreadpoolController
+
+                _blas_libs = ThreadpoolController().select(user_api="blas").lib_controllers
+    return _blas_libs
+
+
+class blas_limit:
+    """Context manager: BLAS uses at most ``n`` threads inside (default: :func:`get_num_threads`).
+
+    Only a library running more threads than ``n`` is touched, and restored on exit; with
+    ``n >= CPUS`` (BLAS's own default) nothing is looked at, so the default count costs nothing.
+    Calls the libraries directly (about 1 us a library) rather than through ``threadpool_limits``
+    (about 20 us a call). BLAS's count is process-wide: meant for tconv's own calls.
+    """
+
+    __slots__ = ("n", "_saved")
+
+    def __init__(self, n: int | None = None) -> None:
+        self.n = _count if n is None else n
+        self._saved: list = []
+
+    def __enter__(self) -> blas_limit:
+        if self.n < CPUS:
+            for lib in _blas():
+                current = lib.get_num_threads()
+                if current is not None and current > self.n:
+                    lib.set_num_threads(self.n)
+                    self._saved.append((lib, current))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for lib, current in self._saved:
+            lib.set_num_threads(current)
+        self._saved.clear()
+
+
+class numba_limit:
+    """Context manager: numba's parallel loops started by this thread use at most the count.
+
+    numba's count is per calling thread and capped by its pool (``NUMBA_NUM_THREADS``); it is set
+    only when it differs, and restored on exit. Loads numba (the caller is about to use it).
+    """
+
+    __slots__ = ("_previous",)
+
+    def __enter__(self) -> numba_limit:
+        import numba
+
+        wanted = min(_count, numba.config.NUMBA_NUM_THREADS)
+        self._previous = numba.get_num_threads()
+        if self._previous != wanted:
+            numba.set_num_threads(wanted)
+        else:
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            import numba
+
+            numba.set_num_threads(self._previous)

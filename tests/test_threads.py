@@ -1,0 +1,156 @@
+"""tconv's thread count: the setting, its default from the environment, and what it governs
+(the engine's workers, BLAS in the calling thread, numba's prange loops in ``direct``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numba
+import numpy as np
+import pytest
+
+import tconv
+from tconv.engine import fast, kernels, threads
+
+
+@pytest.fixture(autouse=True)
+def restore_count():
+    saved = tconv.get_num_threads()
+    yield
+    tconv.set_num_threads(saved)
+
+
+def test_set_get_and_the_context_manager_restore():
+    tconv.set_num_threads(3)
+    assert tconv.get_num_threads() == 3
+    with tconv.num_threads(1) as n:
+        assert n == 1 and tconv.get_num_threads() == 1
+        with tconv.num_threads(np.int64(2)):  # any integer type
+            assert tconv.get_num_threads() == 2
+        assert tconv.get_num_threads() == 1
+    assert tconv.get_num_threads() == 3
+    with pytest.raises(RuntimeError), tconv.num_threads(5):
+        raise RuntimeError
+    assert tconv.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-2, ValueError), (1.5, TypeError),
+                                        ("2", TypeError), (True, TypeError), (None, TypeError)])
+def test_bad_counts_are_refused_and_change_nothing(bad, error):
+    tconv.set_num_threads(2)
+    with pytest.raises(error, match=r"set_num_threads: n must be a positive int"):
+        tconv.set_num_threads(bad)
+    with pytest.raises(error, match=r"num_threads: n must be a positive int"):
+        with tconv.num_threads(bad):
+            pass  # pragma: no cover
+    assert tconv.get_num_threads() == 2
+
+
+def _count_at_import(**env) -> tuple[int, str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    environ.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, tconv; print(tconv.get_num_threads()); "
+                               "print(sorted({'numba', 'threadpoolctl'} & set(sys.modules)))"],
+        capture_output=True, text=True, env=environ, check=True)
+    count, loaded = done.stdout.split("\n", 1)
+    return int(count), loaded.strip()
+
+
+def test_the_environment_sets_the_default_at_import():
+    assert _count_at_import(OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="2") == (1, "[]")
+    assert _count_at_import(NUMBA_NUM_THREADS="1")[0] == 1
+    assert _count_at_import()[0] == threads.available_cpus()
+    assert _count_at_import(OMP_NUM_THREADS="3,1")[0] == 3  # OpenMP's nested list: the outer level
+    with pytest.warns(RuntimeWarning, match="OMP_NUM_THREADS='many'"):
+        assert threads.default_num_threads({"OMP_NUM_THREADS": "many", "NUMBA_NUM_THREADS": "2"}) == 2
+
+
+def _blas_threads() -> int:
+    return max(lib.get_num_threads() for lib in threads._blas())
+
+
+@pytest.fixture
+def spy_jobs(monkeypatch):
+    """Record, for every job the engine runs: the thread it ran in and BLAS's thread count there."""
+    seen = []
+    real_run = fast._run
+
+    def run(jobs):
+        def watched(job):
+            def go():
+                seen.append((threading.current_thread(), _blas_threads()))
+                job()
+            return go
+        real_run([watched(job) for job in jobs])
+
+    monkeypatch.setattr(fast, "_run", run)
+    return seen
+
+
+def test_one_thread_means_one_worker_in_the_calling_thread(spy_jobs):
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 32, 24, 24)), rng.standard_normal((32, 32, 4, 4))
+    assert 2 * 24 * 24 * 32 * 32 * 16 >= fast.PARALLEL_MIN_WORK  # big enough for several workers
+    blas_before = _blas_threads()
+    results = {}
+    for n in (1, 2, 3):
+        spy_jobs.clear()
+        with tconv.num_threads(n):
+            results[n] = tconv.conv_transpose(x, w, stride=2, algorithm="gemm")
+        ran_in = {t for t, _ in spy_jobs}
+        assert len(spy_jobs) == n, n  # two samples, or (n=3) 32 output channels in three shares
+        if n == 1:
+            assert ran_in == {threading.current_thread()}
+        else:
+            assert threading.current_thread() not in ran_in
+            assert all(t.name.startswith("tconv") for t in ran_in)
+        assert {b for _, b in spy_jobs} == {1}  # one-thread BLAS in every job (n=1: held to n)
+    assert _blas_threads() == blas_before  # BLAS's own count is given back
+    np.testing.assert_array_equal(results[1], results[2])
+    np.testing.assert_array_equal(results[1], results[3])
+    # the backward pass (correlate) shares its chunks the same way
+    g = rng.standard_normal(results[1].shape)
+    spy_jobs.clear()
+    with tconv.num_threads(1):
+        one = tconv.conv_transpose_backward(g, x, w, 2, 0, 0, 1, 1)
+    assert {t for t, _ in spy_jobs} == {threading.current_thread()}
+    spy_jobs.clear()
+    with tconv.num_threads(2):
+        two = tconv.conv_transpose_backward(g, x, w, 2, 0, 0, 1, 1)
+    assert len(spy_jobs) == 2 and threading.current_thread() not in {t for t, _ in spy_jobs}
+    for a, b in zip(one, two):  # the weight gradient is summed per worker: rounding may differ
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_numba_threads_in_direct_follow_the_count(monkeypatch):
+    observed = []
+    real = kernels.direct
+
+    def direct(*args):
+        observed.append(numba.get_num_threads())  # per calling thread: what prange will use
+        return real(*args)
+
+    monkeypatch.setattr(kernels, "direct", direct)
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 8, 20, 20)), rng.standard_normal((8, 1, 3, 3))
+    before = numba.get_num_threads()
+    with tconv.num_threads(1):
+        one = tconv.conv_transpose(x, w, stride=2, groups=8, algorithm="direct")
+    with tconv.num_threads(2):
+        two = tconv.conv_transpose(x, w, stride=2, groups=8, algorithm="direct")
+    assert observed == [1, min(2, numba.config.NUMBA_NUM_THREADS)]
+    assert numba.get_num_threads() == before  # the caller's numba setting is left as it was
+    np.testing.assert_array_equal(one, two)
+
+
+def test_blas_limit_only_lowers_and_restores():
+    top = _blas_threads()
+    with threads.blas_limit(1):
+        assert _blas_threads() == 1
+    assert _blas_threads() == top
+    with threads.blas_limit(top + 5):  # never raises BLAS's count
+        assert _blas_threads() == top
