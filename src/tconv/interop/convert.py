@@ -1,39 +1,74 @@
 """Convert a transposed convolution between PyTorch, ONNX, Keras, JAX and tconv, exactly.
 
-Every framework's arguments are read into one canonical description — what the output is as a
-window of the *full* scatter result ``(n-1)*stride + dilation*(k-1) + 1`` per dimension: ``crop``
-``(before, after)`` pixels removed from it (``after`` negative: zeros appended, as output_padding
-does) — and written back out in the target's own names and value forms. Where the target cannot
-express the window, ``Conversion.fixup`` says what to crop from (positive) or append to (negative)
-the target's output per dimension; appended pixels hold the bias.
+``convert(params, source, target, input_shape=..., weight_shape=...)`` reads the source's own
+arguments — what one passes to ``torch.nn.ConvTransposeNd``, the attributes of an ONNX
+``ConvTranspose`` node, a ``keras.layers.ConvNDTranspose`` config, the keyword arguments of
+``jax.lax.conv_transpose`` — with each framework's defaults for what is left out, and returns a
+:class:`Conversion` whose ``params`` are the target's own arguments, usable as they are::
 
-Conventions (crop, from each framework's own definition):
+    torch.nn.ConvTranspose2d(**c.params)
+    onnx.helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], **c.params)
+    keras.layers.Conv2DTranspose(**c.params)
+    jax.lax.conv_transpose(x, w, **c.params)
+    tconv.ConvTranspose2d(**c.params)
+
+What a framework keeps outside its arguments (channel counts in ONNX, Keras and JAX, the kernel
+size in ONNX and JAX, the rank) comes from ``weight_shape`` (in the source's weight layout) and/or
+``input_shape`` (in the source's data layout); a ValueError says which is needed when nothing says it.
+
+Every framework's arguments are read into one description — the output as a window of the *full*
+scatter result ``(n-1)*stride + dilation*(k-1) + 1`` per dimension: ``crop`` ``(before, after)``
+pixels removed from it (``after`` negative: pixels appended, as output_padding does) — and written
+in the target's terms. Where the target cannot express the window, ``Conversion.fixup`` says what to
+crop from (positive) or append to (negative) the target's output per dimension; appended pixels hold
+the bias. The crop, from each framework's own definition:
 
 - torch ``padding=p, output_padding=op``: ``(p, p - op)``; weight ``(C_in, C_out/g, *k)``.
-- onnx ``pads=[b.., e..], output_padding, output_shape, auto_pad``: as :func:`tconv.onnx.resolve`;
-  ``SAME_*`` and ``output_shape`` need the input size. Weight as torch.
-- keras ``padding='valid'|'same', output_padding`` (jax backend): the jax padding Keras computes,
-  ``(lo, hi)`` on the zero-inserted input, gives ``(k_eff-1-lo, k_eff-1-hi)``. Kernel
-  ``(*k, C_out, C_in)``; data channels-last by default. No groups.
-- jax ``lax.conv_transpose(padding='SAME'|'VALID'|[(lo, hi)..], rhs_dilation, transpose_kernel,
-  dimension_numbers)``: ``(k_eff-1-lo, k_eff-1-hi)``. jax's default numbers are TensorFlow's
-  (channels-last, an ``...IO`` kernel ``(*k, C_out, C_in)`` with ``transpose_kernel=True``); with
-  ``('NC..', 'OI..', 'NC..')`` the kernel is torch's weight as is; without ``transpose_kernel`` the
-  kernel has in/out swapped and is flipped. tconv writes channels-first numbers. No groups.
-- tconv: ``padding`` pairs and ``output_padding``: ``(b, a - op)``.
+- tconv: ``padding`` pairs ``(b, a)`` and ``output_padding``: ``(b, a - op)``; ``'same'`` as
+  :func:`tconv.core.shapes.same_transposed`.
+- onnx: as ONNX Runtime computes it, :func:`tconv.interop.onnx.transposed_window` (``auto_pad``
+  ``SAME_*`` and ``output_shape`` need the input size). Weight as torch.
+- keras ``padding='valid'|'same', output_padding`` (Keras 3): the padding Keras gives the
+  zero-inserted input, ``(lo, hi)``, crops ``(k_eff-1-lo, k_eff-1-hi)``. Kernel ``(*k, C_out, C_in)``;
+  data channels-last unless ``data_format='channels_first'``. No groups.
+- jax ``lax.conv_transpose(strides, padding, rhs_dilation, dimension_numbers, transpose_kernel,
+  use_consistent_padding)``: pairs ``(lo, hi)`` on the zero-inserted input crop
+  ``(k_eff-1-lo, k_eff-1-hi)`` (with ``use_consistent_padding=True`` the pairs are the crop).
+  ``dimension_numbers=None`` is TensorFlow's layout (``NHWC``, ``HWIO``); spatial dimensions are
+  ordered as the kernel's spec lists them. With ``transpose_kernel=True`` the kernel's ``O`` axis
+  holds the input channels and it is used as PyTorch's weight; with the default ``False`` the axes
+  are the forward convolution's own and the kernel is flipped. No groups, no bias.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 
-from ..core.shapes import effective_kernel
+from ..core.shapes import effective_kernel, full_size, output_padding_limit, same_transposed
+from ..core.spec import check_output_padding, int_tuple, padding_pairs
 
 FRAMEWORKS = ("torch", "onnx", "keras", "jax", "tconv")
+
+#: Arguments each source may carry, beyond those that set the window. Unknown names are a TypeError,
+#: as they are in the framework itself.
+_ACCEPTED = {
+    "torch": {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding",
+              "groups", "bias", "dilation", "padding_mode", "device", "dtype"},
+    "onnx": {"auto_pad", "dilations", "group", "kernel_shape", "output_padding", "output_shape",
+             "pads", "strides"},
+    "keras": {"filters", "kernel_size", "strides", "padding", "output_padding", "data_format",
+              "dilation_rate", "activation", "use_bias", "kernel_initializer", "bias_initializer",
+              "kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+              "bias_constraint", "name", "trainable", "dtype", "groups"},
+    "jax": {"strides", "padding", "rhs_dilation", "dimension_numbers", "transpose_kernel",
+            "precision", "preferred_element_type", "use_consistent_padding"},
+}
+_ACCEPTED["tconv"] = _ACCEPTED["torch"] | {"rng"}
 
 
 @dataclass(frozen=True)
@@ -55,147 +90,278 @@ class Canonical:
         return tuple(effective_kernel(k, d) for k, d in zip(self.kernel, self.dilation))
 
     def out_size(self, n: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple((ni - 1) * s + e - b - a for ni, s, e, (b, a) in zip(n, self.stride, self.span,
-                                                                         self.crop))
+        return tuple(full_size(ni, k, s, d) - b - a for ni, k, s, d, (b, a)
+                     in zip(n, self.kernel, self.stride, self.dilation, self.crop))
 
 
-def _rank(p: dict, key: str, source: str, input_shape) -> int:
-    """The spatial rank: from a tuple kernel size, ``rank``, or ``input_shape`` (N, C, *spatial)."""
-    k = p[key]
-    if not isinstance(k, (int, np.integer)):
-        return len(k)
-    if "rank" in p:
-        return int(p["rank"])
-    if input_shape is not None and len(input_shape) >= 3:
-        return len(input_shape) - 2
-    raise ValueError(f"convert: {source} {key}={k} is one int: give rank= (1, 2 or 3) or input_shape")
+@dataclass(frozen=True)
+class Layout:
+    """Where a framework keeps the axes: ``np.transpose(x, data_in)`` is ``(N, C, *spatial)``,
+    ``np.transpose(y, data_out)`` likewise for its output, and ``np.transpose(w, weight)`` (then a
+    flip of the spatial axes when ``flip``) is PyTorch's weight ``(C_in, C_out/g, *k)``."""
+
+    data_in: tuple[int, ...]
+    data_out: tuple[int, ...]
+    weight: tuple[int, ...]
+    flip: bool = False
+
+    @classmethod
+    def channels_first(cls, rank: int) -> Layout:
+        ident = tuple(range(rank + 2))
+        return cls(ident, ident, ident)
+
+    @classmethod
+    def channels_last(cls, rank: int, weight: tuple[int, ...] | None = None) -> Layout:
+        perm = (0, rank + 1, *range(1, rank + 1))
+        return cls(perm, perm, weight or tuple(range(rank + 2)))
+
+    def to_torch_weight(self, w: np.ndarray) -> np.ndarray:
+        w = np.transpose(w, self.weight)
+        return np.flip(w, tuple(range(2, w.ndim))) if self.flip else w
+
+    def from_torch_weight(self, w: np.ndarray) -> np.ndarray:
+        if self.flip:
+            w = np.flip(w, tuple(range(2, w.ndim)))
+        return np.transpose(w, np.argsort(self.weight))
+
+    def spatial(self, shape: tuple[int, ...], rank: int) -> tuple[int, ...]:
+        """The spatial sizes of a whole input shape (or of spatial sizes given alone)."""
+        if len(shape) == rank:
+            return tuple(shape)
+        return tuple(shape[i] for i in self.data_in[2:])
 
 
-def _tuple(name: str, value, rank: int, framework: str) -> tuple[int, ...]:
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return (int(value),) * rank
-    try:
-        values = tuple(int(v) for v in value)
-    except TypeError:
-        values = ()
-    if len(values) != rank:
-        raise ValueError(f"convert: {framework} {name} must be an int or {rank} ints, got {value!r}")
-    return values
+def _keras_weight_perm(rank: int) -> tuple[int, ...]:
+    """Keras's kernel ``(*k, C_out, C_in)`` to PyTorch's ``(C_in, C_out, *k)``."""
+    return (rank + 1, rank, *range(rank))
 
 
-def _need(input_shape, what: str, framework: str, rank: int) -> tuple[int, ...]:
-    if input_shape is None:
-        raise ValueError(f"convert: {framework} {what} depends on the input size: pass input_shape "
-                         f"(the spatial sizes, or the whole input shape)")
-    return _spatial(tuple(input_shape), rank, framework == "keras")
+# --------------------------------------------------------------------------- what the source says
 
 
-def _spatial(shape: tuple[int, ...], rank: int, channels_last: bool) -> tuple[int, ...]:
-    """The spatial sizes of ``input_shape``: given alone, or within a whole (N, C, ...) shape."""
-    if len(shape) == rank:
-        return shape
-    return shape[1:1 + rank] if channels_last else shape[-rank:]
+class _Facts:
+    """Channel counts, kernel size and rank, each from wherever the caller gave it, checked to agree."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.values: dict[str, tuple[Any, str]] = {}
+
+    def give(self, key: str, value: Any, where: str) -> None:
+        if value is None:
+            return
+        if key in self.values and self.values[key][0] != value:
+            old, old_where = self.values[key]
+            raise ValueError(f"convert: {self.source} {key} is {old} by {old_where} but {value} by "
+                             f"{where}")
+        self.values.setdefault(key, (value, where))
+
+    def get(self, key: str, how: str) -> Any:
+        if key not in self.values:
+            raise ValueError(f"convert: the {self.source} arguments do not say the {key}: pass {how}")
+        return self.values[key][0]
 
 
-# --------------------------------------------------------------------------- reading
+def _shape(name: str, shape: Any) -> tuple[int, ...] | None:
+    if shape is None:
+        return None
+    values = tuple(shape)
+    if not values or not all(isinstance(v, Integral) and not isinstance(v, bool) and v > 0
+                             for v in values):
+        raise ValueError(f"convert: {name} must be a tuple of positive ints, got {shape!r}")
+    return tuple(int(v) for v in values)
 
 
-def _read(params: dict, source: str, input_shape) -> Canonical:
-    p = dict(params)
+def _check_keys(params: dict, source: str) -> None:
+    unknown = sorted(set(params) - _ACCEPTED[source])
+    if unknown:
+        raise TypeError(f"convert: {unknown} are not {source} arguments; {source} takes "
+                        f"{sorted(_ACCEPTED[source])}")
+
+
+def _per_dim(name: str, value: Any, rank: int, source: str, minimum: int = 1) -> tuple[int, ...]:
+    return int_tuple(f"convert: {source}", name, value, rank, minimum)
+
+
+def _rank_of(facts: _Facts, per_dim: list, weight_shape, input_shape) -> int:
+    """The rank from any per-dimension argument given as a sequence, or from the shapes."""
+    for value in per_dim:
+        if value is not None and not isinstance(value, (Integral, str)):
+            facts.give("rank", len(value), "the arguments")
+            break
+    if weight_shape is not None:
+        facts.give("rank", len(weight_shape) - 2, "weight_shape")
+    if input_shape is not None and "rank" not in facts.values:
+        facts.give("rank", len(input_shape) - 2, "input_shape")
+    return facts.get("rank", "weight_shape or input_shape (the arguments give every size as one int)")
+
+
+def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, Layout, tuple[str, ...]]:
+    """The source's own arguments, with its defaults, as a window; its layouts; notes."""
+    _check_keys(p, source)
+    facts = _Facts(source)
+    notes: tuple[str, ...] = ()
     if source in ("torch", "tconv"):
-        k = p["kernel_size"]
-        rank = _rank(p, "kernel_size", source, input_shape)
-        kernel = _tuple("kernel_size", k, rank, source)
-        stride = _tuple("stride", p.get("stride", 1), rank, source)
-        dilation = _tuple("dilation", p.get("dilation", 1), rank, source)
-        op = _tuple("output_padding", p.get("output_padding", 0), rank, source)
-        pad = p.get("padding", 0)
+        rank = _rank_of(facts, [p.get("kernel_size"), p.get("stride"), p.get("dilation"),
+                                p.get("output_padding"), p.get("padding")], weight_shape, input_shape)
+        layout = Layout.channels_first(rank)
+        groups = int_tuple(f"convert: {source}", "groups", p.get("groups", 1), 1, 1)[0]
+        if "kernel_size" in p:
+            facts.give("kernel size", _per_dim("kernel_size", p["kernel_size"], rank, source),
+                       "kernel_size")
+        facts.give("in_channels", p.get("in_channels"), "in_channels")
+        facts.give("out_channels", p.get("out_channels"), "out_channels")
+        if weight_shape is not None:
+            facts.give("in_channels", weight_shape[0], "weight_shape")
+            facts.give("out_channels", weight_shape[1] * groups, "weight_shape")
+            facts.give("kernel size", tuple(weight_shape[2:]), "weight_shape")
+        if input_shape is not None and len(input_shape) == rank + 2:
+            facts.give("in_channels", input_shape[1], "input_shape")
+        kernel = facts.get("kernel size", "kernel_size or weight_shape")
+        stride = _per_dim("stride", p.get("stride", 1), rank, source)
+        dilation = _per_dim("dilation", p.get("dilation", 1), rank, source)
+        op = _per_dim("output_padding", p.get("output_padding", 0), rank, source, 0)
+        if p.get("padding_mode", "zeros") != "zeros":
+            raise ValueError(f"convert: only padding_mode='zeros' exists in every framework, got "
+                             f"padding_mode={p['padding_mode']!r}")
+        check_output_padding(f"convert: {source}", op, stride, dilation)
         if source == "torch":
-            pads = tuple((q, q) for q in _tuple("padding", pad, rank, source))
+            pads = tuple((q, q) for q in _per_dim("padding", p.get("padding", 0), rank, source, 0))
         else:
-            from ..core.spec import padding_pairs
-
-            pads = padding_pairs("convert", pad, rank)
-            if isinstance(pads, str):
-                from ..core.shapes import same_pads
-
-                if pads == "valid":
-                    pads = ((0, 0),) * rank
-                else:
-                    n = _need(input_shape, "padding='same'", source, rank)
-                    pads = tuple(same_pads(ni * s, k_, s, d) for ni, k_, s, d in
-                                 zip(n, kernel, stride, dilation))
-                    op = tuple(ni * s - ((ni - 1) * s + effective_kernel(k_, d) - b - a)
-                               for ni, s, k_, d, (b, a) in zip(n, stride, kernel, dilation, pads))
-        for o, s, d in zip(op, stride, dilation):
-            if o >= max(s, d) or o < 0:
-                raise ValueError(f"convert: {source} output_padding must be smaller than stride or "
-                                 f"dilation, got output_padding={op}, stride={stride}")
+            pads = padding_pairs("convert: tconv", p.get("padding", 0), rank)
+            if pads == "valid":
+                pads = ((0, 0),) * rank
+            elif pads == "same":
+                if any(op):
+                    raise ValueError("convert: tconv output_padding must be 0 with padding='same'")
+                n = _need(input_shape, layout, rank, "tconv padding='same'")
+                same = [same_transposed(ni, k, s, d) for ni, k, s, d in zip(n, kernel, stride, dilation)]
+                pads, op = tuple(pr for pr, _ in same), tuple(e for _, e in same)
         crop = tuple((b, a - o) for (b, a), o in zip(pads, op))
-        return Canonical(rank, p["in_channels"], p["out_channels"], p.get("groups", 1), kernel,
-                         stride, dilation, crop, p.get("bias", True))
-    if source == "onnx":
+        bias = bool(p.get("bias", True))
+    elif source == "onnx":
         from .onnx import resolve
 
-        kernel = tuple(p["kernel_shape"])
-        rank = len(kernel)
+        rank = _rank_of(facts, [p.get("kernel_shape"), p.get("strides"), p.get("dilations"),
+                                p.get("output_padding")], weight_shape, input_shape)
+        layout = Layout.channels_first(rank)
+        groups = int_tuple("convert: onnx", "group", p.get("group", 1), 1, 1)[0]
+        if "kernel_shape" in p:
+            facts.give("kernel size", _per_dim("kernel_shape", list(p["kernel_shape"]), rank, source),
+                       "kernel_shape")
+        if weight_shape is not None:
+            facts.give("in_channels", weight_shape[0], "weight_shape")
+            facts.give("out_channels", weight_shape[1] * groups, "weight_shape")
+            facts.give("kernel size", tuple(weight_shape[2:]), "weight_shape")
+        if input_shape is not None and len(input_shape) == rank + 2:
+            facts.give("in_channels", input_shape[1], "input_shape")
+        kernel = facts.get("kernel size", "kernel_shape or weight_shape")
+        attrs = dict(p)
+        for key in ("strides", "dilations", "output_padding"):
+            if key in attrs:
+                attrs[key] = _per_dim(key, list(attrs[key]), rank, source, 0 if key == "output_padding"
+                                      else 1)
+        if "pads" in attrs:
+            attrs["pads"] = int_tuple("convert: onnx", "pads", list(attrs["pads"]), 2 * rank, 0)
         needs = p.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER") or "output_shape" in p
-        n = _need(input_shape, "auto_pad SAME / output_shape", source, rank) if needs else (1,) * rank
-        attrs = {k: v for k, v in p.items() if k not in ("in_channels", "out_channels", "bias")}
+        n = _need(input_shape, layout, rank, "auto_pad SAME_* / output_shape") if needs else (1,) * rank
         r = resolve("ConvTranspose", attrs, n, kernel)
+        stride, dilation = r["stride"], r["dilation"]
         crop = tuple((b, a - o) for (b, a), o in zip(r["padding"], r["output_padding"]))
-        return Canonical(rank, p["in_channels"], p["out_channels"], p.get("group", 1), kernel,
-                         tuple(r["stride"]), tuple(r["dilation"]), crop, p.get("bias", True))
-    if source == "keras":
-        k = p["kernel_size"]
-        rank = _rank(p, "kernel_size", source, input_shape)
-        kernel = _tuple("kernel_size", k, rank, source)
-        stride = _tuple("strides", p.get("strides", 1), rank, source)
-        dilation = _tuple("dilation_rate", p.get("dilation_rate", 1), rank, source)
-        padding = p.get("padding", "valid").lower()
-        if padding not in ("valid", "same"):
-            raise ValueError(f"convert: keras padding must be 'valid' or 'same', got {padding!r}")
-        op = p.get("output_padding")
-        ops = (None,) * rank if op is None else _tuple("output_padding", op, rank, source)
-        for o, s in zip(ops, stride):
-            if o is not None and not 0 <= o < s:
-                raise ValueError(f"convert: keras output_padding must be smaller than strides, got "
-                                 f"output_padding={op}, strides={stride}")
-        crop = tuple(_keras_crop(k_, s, d, padding, o) for k_, s, d, o in zip(kernel, stride,
-                                                                                 dilation, ops))
+        notes = r["notes"]
+        bias = True  # ONNX's bias is an optional input, not an attribute
+    elif source == "keras":
+        rank = _rank_of(facts, [p.get("kernel_size"), p.get("strides"), p.get("dilation_rate"),
+                                p.get("output_padding")], weight_shape, input_shape)
+        first = (p.get("data_format") or "channels_last") == "channels_first"
+        layout = (Layout.channels_first(rank) if first else Layout.channels_last(rank))
+        layout = Layout(layout.data_in, layout.data_out, _keras_weight_perm(rank))
         if p.get("groups", 1) != 1:
             raise ValueError("convert: keras Conv*DTranspose has no groups")
-        return Canonical(rank, p["in_channels"], p["filters"], 1, kernel, stride, dilation, crop,
-                         p.get("use_bias", True))
-    if source == "jax":
-        kernel = tuple(p["kernel_size"])
-        rank = len(kernel)
-        dn = p.get("dimension_numbers")
-        if dn is not None and tuple(dn) not in (_jax_channels_first(rank), _jax_channels_last(rank)):
-            raise ValueError(f"convert: jax dimension_numbers must be {_jax_channels_first(rank)}, "
-                             f"{_jax_channels_last(rank)} or None (jax's default, the latter), "
-                             f"got {dn!r}")
-        stride = _tuple("strides", p.get("strides", 1), rank, source)
-        dilation = _tuple("rhs_dilation", p.get("rhs_dilation") or 1, rank, source)
-        padding = p.get("padding", "VALID")
-        spans = [effective_kernel(k_, d) for k_, d in zip(kernel, dilation)]
+        if p.get("activation") not in (None, "linear"):
+            raise ValueError(f"convert: keras activation={p['activation']!r} is not part of a transposed "
+                             f"convolution: convert the layer without it and apply it after")
+        groups = 1
+        facts.give("kernel size", _per_dim("kernel_size", p.get("kernel_size"), rank, source),
+                   "kernel_size")
+        facts.give("out_channels", p.get("filters"), "filters")
+        if weight_shape is not None:
+            facts.give("kernel size", tuple(weight_shape[:rank]), "weight_shape")
+            facts.give("out_channels", weight_shape[rank], "weight_shape")
+            facts.give("in_channels", weight_shape[rank + 1], "weight_shape")
+        if input_shape is not None and len(input_shape) == rank + 2:
+            facts.give("in_channels", input_shape[layout.data_in[1]], "input_shape")
+        kernel = facts.get("kernel size", "kernel_size")
+        stride = _per_dim("strides", p.get("strides", 1), rank, source)
+        dilation = _per_dim("dilation_rate", p.get("dilation_rate", 1), rank, source)
+        padding = str(p.get("padding", "valid")).lower()
+        if padding not in ("valid", "same"):
+            raise ValueError(f"convert: keras padding must be 'valid' or 'same', got {p['padding']!r}")
+        op = p.get("output_padding")
+        ops = (None,) * rank if op is None else _per_dim("output_padding", op, rank, source, 0)
+        for o, s in zip(ops, stride):
+            if o is not None and o >= s:
+                raise ValueError(f"convert: keras output_padding must be smaller than strides, got "
+                                 f"output_padding={op}, strides={stride}")
+        crop = tuple(_keras_crop(k, s, d, padding, o) for k, s, d, o in zip(kernel, stride, dilation, ops))
+        bias = bool(p.get("use_bias", True))
+    elif source == "jax":
+        for key in ("strides", "padding"):
+            if key not in p:
+                raise TypeError(f"convert: jax.lax.conv_transpose needs {key!r}")
+        rank = _rank_of(facts, [p.get("strides")], weight_shape, input_shape)
+        layout, k_pos = _jax_layout(p.get("dimension_numbers"), rank, p.get("transpose_kernel", False))
+        groups = 1
+        if weight_shape is not None:
+            w_torch = tuple(weight_shape[i] for i in layout.weight)
+            facts.give("in_channels", w_torch[0], "weight_shape")
+            facts.give("out_channels", w_torch[1], "weight_shape")
+            facts.give("kernel size", tuple(weight_shape[i] for i in k_pos), "weight_shape")
+        if input_shape is not None and len(input_shape) == rank + 2:
+            facts.give("in_channels", input_shape[layout.data_in[1]], "input_shape")
+        kernel = facts.get("kernel size", "weight_shape (jax's arguments do not hold the kernel)")
+        stride = _per_dim("strides", p["strides"], rank, source)
+        dilation = _per_dim("rhs_dilation", p.get("rhs_dilation") or 1, rank, source)
+        spans = [effective_kernel(k, d) for k, d in zip(kernel, dilation)]
+        padding = p["padding"]
         if isinstance(padding, str):
             if padding not in ("SAME", "VALID"):
-                raise ValueError(f"convert: jax padding must be 'SAME', 'VALID' or (lo, hi) pairs, "
-                                 f"got {padding!r}")
+                raise ValueError(f"convert: jax padding must be 'SAME', 'VALID' or one (lo, hi) pair per "
+                                 f"spatial dimension, got {padding!r}")
             pairs = [_jax_padding(e, s, padding) for e, s in zip(spans, stride)]
         else:
-            pairs = [tuple(int(v) for v in pr) for pr in padding]
-            if len(pairs) != rank or any(len(pr) != 2 for pr in pairs):
-                raise ValueError(f"convert: jax padding needs {rank} (lo, hi) pairs, got {padding!r}")
+            pairs = _jax_pairs(padding, rank)
+            if p.get("use_consistent_padding", False):  # the forward convolution's padding
+                pairs = [(e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(spans, pairs)]
         crop = tuple((e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(spans, pairs))
-        return Canonical(rank, p["in_channels"], p["out_channels"], 1, kernel, stride, dilation,
-                         crop, p.get("bias", True))
-    raise ValueError(f"convert: source must be one of {FRAMEWORKS}, got {source!r}")
+        bias = False  # lax.conv_transpose adds none
+    else:
+        raise ValueError(f"convert: source must be one of {FRAMEWORKS}, got {source!r}")
+    in_channels = facts.get("in_channels", "weight_shape or input_shape")
+    out_channels = facts.get("out_channels", "weight_shape")
+    for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if channels % groups:
+            raise ValueError(f"convert: {source} {name} ({channels}) must be divisible by groups ({groups})")
+    canonical = Canonical(rank, int(in_channels), int(out_channels), groups, tuple(kernel), stride,
+                          dilation, crop, bias)
+    if input_shape is not None and min(canonical.out_size(layout.spatial(input_shape, rank))) < 1:
+        raise ValueError(f"convert: the {source} layer gives an empty output for input_shape "
+                         f"{input_shape}")
+    return canonical, layout, notes
+
+
+def _need(input_shape, layout: Layout, rank: int, what: str) -> tuple[int, ...]:
+    if input_shape is None:
+        raise ValueError(f"convert: {what} depends on the input size: pass input_shape (the whole "
+                         f"input shape in the source's layout, or the spatial sizes)")
+    if len(input_shape) not in (rank, rank + 2):
+        raise ValueError(f"convert: input_shape must have {rank + 2} sizes (or the {rank} spatial ones), "
+                         f"got {input_shape}")
+    return layout.spatial(input_shape, rank)
 
 
 def _keras_crop(k: int, s: int, d: int, padding: str, op: int | None) -> tuple[int, int]:
-    """Keras 3 (jax backend): the jax padding of the zero-inserted input, as a crop."""
+    """Keras 3 (``compute_conv_transpose_padding_args_for_jax``): the padding of the zero-inserted
+    input, as a crop of the full result."""
     e = effective_kernel(k, d)
     if padding == "valid":
         op = max(e, s) - e if op is None else op
@@ -207,20 +373,71 @@ def _keras_crop(k: int, s: int, d: int, padding: str, op: int | None) -> tuple[i
     return e - 1 - lo, e - 1 - hi
 
 
+def _jax_default_numbers(rank: int) -> tuple[str, str, str]:
+    """``lax.conv_transpose``'s ``dimension_numbers=None``: TensorFlow's layout."""
+    sp = "HWD"[:rank]
+    return ("N" + sp + "C", sp + "IO", "N" + sp + "C")
+
+
 def _jax_channels_first(rank: int) -> tuple[str, str, str]:
-    """jax's dimension_numbers for channels-first data and a torch-layout (``OI...``) kernel."""
+    """The dimension numbers tconv writes: channels-first data, PyTorch's weight as it is."""
     sp = "DHW"[3 - rank:]
     return ("NC" + sp, "OI" + sp, "NC" + sp)
 
 
-def _jax_channels_last(rank: int) -> tuple[str, str, str]:
-    """jax's default (TensorFlow's) dimension_numbers: channels-last data, an ``...IO`` kernel."""
-    sp = "DHW"[3 - rank:]
-    return ("N" + sp + "C", sp + "IO", "N" + sp + "C")
+def _jax_layout(dn: Any, rank: int, transpose_kernel: bool) -> tuple[Layout, tuple[int, ...]]:
+    """The layouts of a ``lax.conv_transpose`` call, and the kernel's spatial axes.
+
+    As ``lax.conv_general_permutations``: 'N'/'C' (data) and 'O'/'I' (kernel) once each, the same
+    spatial letters in all three, spatial dimensions ordered as the kernel's spec lists them.
+    """
+    if dn is None:
+        dn = _jax_default_numbers(rank)
+    try:
+        specs = tuple(dn)
+        ok = len(specs) == 3 and all(isinstance(sp, str) for sp in specs)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"convert: jax dimension_numbers must be None or three strings like "
+                         f"('NCHW', 'OIHW', 'NCHW'), got {dn!r}")
+    lhs, rhs, out = specs
+    for spec, pair in ((lhs, "NC"), (rhs, "OI"), (out, "NC")):
+        if any(spec.count(c) != 1 for c in pair) or len(set(spec)) != len(spec) or len(spec) != rank + 2:
+            raise ValueError(f"convert: jax dimension_numbers {specs} must give each of {specs} "
+                             f"{rank + 2} distinct letters, {pair[0]!r} and {pair[1]!r} once")
+    spatial = [c for c in rhs if c not in "OI"]
+    if set(spatial) != set(lhs) - set("NC") or set(spatial) != set(out) - set("NC"):
+        raise ValueError(f"convert: jax dimension_numbers {specs} must use the same spatial letters "
+                         f"in all three")
+
+    def perm(spec: str, pair: str) -> tuple[int, ...]:
+        return (spec.index(pair[0]), spec.index(pair[1]), *(spec.index(c) for c in spatial))
+
+    k_pos = tuple(rhs.index(c) for c in spatial)
+    # transpose_kernel=True: the kernel's O axis holds C_in and it is PyTorch's weight, unflipped;
+    # False: it is the forward convolution's kernel (O = C_out), flipped.
+    weight = perm(rhs, "OI") if transpose_kernel else perm(rhs, "IO")
+    return Layout(perm(lhs, "NC"), perm(out, "NC"), weight, flip=not transpose_kernel), k_pos
+
+
+def _jax_pairs(padding: Any, rank: int) -> list[tuple[int, int]]:
+    """jax's explicit padding: one ``(lo, hi)`` pair of ints per spatial dimension, any sign."""
+    try:
+        pairs = [tuple(pr) for pr in padding]
+        ok = len(pairs) == rank and all(
+            len(pr) == 2 and all(isinstance(v, Integral) and not isinstance(v, bool) for v in pr)
+            for pr in pairs)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise TypeError(f"convert: jax padding must be 'SAME', 'VALID' or {rank} (lo, hi) pairs of ints, "
+                        f"got {padding!r}")
+    return [(int(lo), int(hi)) for lo, hi in pairs]
 
 
 def _jax_padding(e: int, s: int, padding: str) -> tuple[int, int]:
-    """``jax.lax.conv_transpose``'s SAME/VALID padding for an effective kernel ``e``."""
+    """``lax.conv_transpose``'s SAME/VALID padding of the zero-inserted input, for a span ``e``."""
     if padding == "SAME":
         pad_len = e + s - 2
         lo = e - 1 if s > e - 1 else -(-pad_len // 2)
@@ -230,39 +447,38 @@ def _jax_padding(e: int, s: int, padding: str) -> tuple[int, int]:
     return lo, pad_len - lo
 
 
-# --------------------------------------------------------------------------- writing
+# --------------------------------------------------------------------------- the target's terms
 
 
-def _write(c: Canonical, target: str):
-    """``(params, achieved crop)``: the target's arguments whose window is closest to ``c.crop``."""
+def _write(c: Canonical, target: str) -> tuple[dict, tuple[tuple[int, int], ...], Layout]:
+    """``(params, achieved crop, layout)``: the target's arguments whose window is closest to ``c``."""
+    if target in ("keras", "jax") and c.groups != 1:
+        raise ValueError(f"convert: {target} has no grouped transposed convolution (groups={c.groups})")
     if target in ("tconv", "onnx"):
         pads, ops = [], []
         for (b, a), s, d in zip(c.crop, c.stride, c.dilation):
-            limit = s if target == "onnx" else max(s, d)  # ONNX Runtime wants output_padding < stride
-            b_, o = max(b, 0), min(max(-a, 0), limit - 1)
-            pads.append((b_, max(a, 0)))
-            ops.append(o)
+            # ONNX Runtime wants output_padding < stride; tconv and PyTorch < max(stride, dilation)
+            limit = s if target == "onnx" else output_padding_limit(s, d)
+            pads.append((max(b, 0), max(a, 0)))
+            ops.append(min(max(-a, 0), limit - 1))
         got = tuple((b, a - o) for (b, a), o in zip(pads, ops))
-        if target == "tconv":
-            params = dict(in_channels=c.in_channels, out_channels=c.out_channels,
-                          kernel_size=c.kernel, stride=c.stride, padding=tuple(pads),
-                          output_padding=tuple(ops), groups=c.groups, dilation=c.dilation,
-                          bias=c.bias)
-        else:
-            params = dict(in_channels=c.in_channels, out_channels=c.out_channels,
-                          kernel_shape=list(c.kernel), strides=list(c.stride),
-                          pads=[b for b, _ in pads] + [a for _, a in pads],
-                          output_padding=list(ops), dilations=list(c.dilation), group=c.groups,
-                          bias=c.bias)
-        return params, got
+        layout = Layout.channels_first(c.rank)
+        if target == "onnx":
+            return dict(kernel_shape=list(c.kernel), strides=list(c.stride),
+                        pads=[b for b, _ in pads] + [a for _, a in pads], output_padding=ops,
+                        dilations=list(c.dilation), group=c.groups), got, layout
+        padding = (tuple(b for b, _ in pads) if all(b == a for b, a in pads) else tuple(pads))
+        return dict(in_channels=c.in_channels, out_channels=c.out_channels, kernel_size=c.kernel,
+                    stride=c.stride, padding=padding, output_padding=tuple(ops), groups=c.groups,
+                    bias=c.bias, dilation=c.dilation), got, layout
     if target == "torch":
         ps, ops, got = [], [], []
         for (b, a), s, d in zip(c.crop, c.stride, c.dilation):
             best = None
             for p in range(0, max(b, 0) + 1):
-                for o in range(max(s, d)):
+                for o in range(output_padding_limit(s, d)):
                     g = (p, p - o)
-                    if g[0] <= max(b, 0) and (g[1] <= a or g[1] <= 0):
+                    if g[1] <= a or g[1] <= 0:
                         score = (abs(g[0] - b) + abs(g[1] - a), -p)
                         if best is None or score < best[0]:
                             best = (score, p, o, g)
@@ -272,9 +488,8 @@ def _write(c: Canonical, target: str):
             got.append(g)
         return dict(in_channels=c.in_channels, out_channels=c.out_channels, kernel_size=c.kernel,
                     stride=c.stride, padding=tuple(ps), output_padding=tuple(ops),
-                    groups=c.groups, dilation=c.dilation, bias=c.bias), tuple(got)
-    if target in ("keras", "jax") and c.groups != 1:
-        raise ValueError(f"convert: {target} has no grouped transposed convolution (groups={c.groups})")
+                    groups=c.groups, bias=c.bias, dilation=c.dilation), tuple(got), \
+            Layout.channels_first(c.rank)
     if target == "keras":
         if any(s > 1 for s in c.stride) and any(d > 1 for d in c.dilation):
             raise ValueError(f"convert: keras refuses strides > 1 with dilation_rate > 1 (strides="
@@ -287,16 +502,16 @@ def _write(c: Canonical, target: str):
                         for k, s, d in zip(c.kernel, c.stride, c.dilation))
             options.append((_distance(got, c.crop), padding, op, got))
         _, padding, op, got = min(options, key=lambda t: (t[0], t[1] != "same", t[2] is not None))
-        return dict(filters=c.out_channels, in_channels=c.in_channels, kernel_size=c.kernel,
-                    strides=c.stride, padding=padding, output_padding=op,
-                    dilation_rate=c.dilation, use_bias=c.bias,
-                    data_format="channels_last"), got
+        layout = Layout.channels_last(c.rank, _keras_weight_perm(c.rank))
+        return dict(filters=c.out_channels, kernel_size=c.kernel, strides=c.stride, padding=padding,
+                    output_padding=None if op is None else (op,) * c.rank, data_format="channels_last",
+                    dilation_rate=c.dilation, use_bias=c.bias), got, layout
     if target == "jax":
         pairs = tuple((e - 1 - b, e - 1 - a) for e, (b, a) in zip(c.span, c.crop))
-        return dict(in_channels=c.in_channels, out_channels=c.out_channels, kernel_size=c.kernel,
-                    strides=c.stride, padding=pairs, rhs_dilation=c.dilation,
-                    dimension_numbers=_jax_channels_first(c.rank), transpose_kernel=True,
-                    bias=c.bias), c.crop
+        numbers = _jax_channels_first(c.rank)
+        return dict(strides=c.stride, padding=pairs, rhs_dilation=c.dilation,
+                    dimension_numbers=numbers, transpose_kernel=True), c.crop, \
+            _jax_layout(numbers, c.rank, True)[0]
     raise ValueError(f"convert: target must be one of {FRAMEWORKS}, got {target!r}")
 
 
@@ -309,50 +524,29 @@ def _distance(got, want) -> int:
 
 # --------------------------------------------------------------------------- text forms
 
-_LAYOUT = {
+_WEIGHT = {
     "torch": "(C_in, C_out/groups, *k)", "onnx": "(C_in, C_out/groups, *k)",
     "tconv": "(C_in, C_out/groups, *k)", "keras": "(*k, C_out, C_in)",
-    "jax": "(C_in, C_out, *k) as 'OI...' (channels-first) or (*k, C_out, C_in) as '...IO' "
-           "(the default), with transpose_kernel=True",
 }
 
 
-def constructor(framework: str, params: dict, rank: int) -> str:
-    """The target's own call, as code."""
-    p = dict(params)
+def call(framework: str, params: dict, rank: int) -> str:
+    """The target's own call with ``params``, as code."""
+    args = ", ".join(f"{k}={v!r}" for k, v in params.items())
     if framework in ("torch", "tconv"):
-        mod = "torch.nn" if framework == "torch" else "tconv"
-        return (f"{mod}.ConvTranspose{rank}d({p['in_channels']}, {p['out_channels']}, "
-                f"kernel_size={p['kernel_size']}, stride={p['stride']}, padding={p['padding']}, "
-                f"output_padding={p['output_padding']}, groups={p['groups']}, bias={p['bias']}, "
-                f"dilation={p['dilation']})")
+        return f"{'torch.nn' if framework == 'torch' else 'tconv'}.ConvTranspose{rank}d({args})"
     if framework == "keras":
-        return (f"keras.layers.Conv{rank}DTranspose({p['filters']}, {p['kernel_size']}, "
-                f"strides={p['strides']}, padding={p['padding']!r}, "
-                f"output_padding={p['output_padding']}, dilation_rate={p['dilation_rate']}, "
-                f"use_bias={p['use_bias']})")
+        return f"keras.layers.Conv{rank}DTranspose({args})"
     if framework == "onnx":
-        attrs = ", ".join(f"{k}={v}" for k, v in p.items() if k not in ("in_channels", "out_channels",
-                                                                         "bias"))
-        return f"ConvTranspose({attrs})  # inputs x, W{', B' if p.get('bias', True) else ''}"
-    return (f"jax.lax.conv_transpose(x, w, strides={p['strides']}, padding={p['padding']}, "
-            f"rhs_dilation={p['rhs_dilation']}, dimension_numbers={p['dimension_numbers']}, "
-            f"transpose_kernel=True)" + (" + b[:, None...]" if p.get("bias", True) else ""))
+        return f'onnx.helper.make_node("ConvTranspose", ["x", "W", "B"], ["y"], {args})'
+    return f"jax.lax.conv_transpose(x, w, {args})"
 
 
-def weight_note(source: str, target: str, params_source: dict) -> str:
-    """How the weight moves, in words and NumPy."""
-    steps = []
-    if source == "keras":
-        steps.append("np.moveaxis(w, (-1, -2), (0, 1))")
-    if source == "jax" and _channels_last("jax", params_source):
-        steps.append("np.moveaxis(w, (-1, -2), (0, 1))")
-    if source == "jax" and not params_source.get("transpose_kernel", True):
-        steps.append("np.flip(w, spatial axes).swapaxes(0, 1)")
-    if target == "keras":
-        steps.append("np.moveaxis(w, (0, 1), (-1, -2))")
-    how = " then ".join(steps) if steps else "unchanged"
-    return f"weight {source} {_LAYOUT[source]} -> {target} {_LAYOUT[target]}: {how}"
+def _weight_words(framework: str, layout: Layout) -> str:
+    if framework in _WEIGHT:
+        return _WEIGHT[framework]
+    return (f"a kernel whose axes {layout.weight} are PyTorch's (C_in, C_out, *k)"
+            + (" after a flip of its spatial axes" if layout.flip else ""))
 
 
 # --------------------------------------------------------------------------- the conversion
@@ -362,8 +556,9 @@ def weight_note(source: str, target: str, params_source: dict) -> str:
 class Conversion:
     """The target's arguments, how to move the weight, bias and data, and any fixup.
 
-    ``fixup``: None, or per spatial dimension ``(before, after)`` to crop from (positive) or append
-    to (negative, bias-valued pixels) the target's output so that it equals the source's.
+    ``params``: the target's own arguments, to pass as they are (see the module). ``fixup``: None,
+    or per spatial dimension ``(before, after)`` to crop from (positive) or append to (negative,
+    bias-valued pixels) the target's output so that it equals the source's.
     """
 
     source: str
@@ -372,42 +567,98 @@ class Conversion:
     canonical: Canonical
     achieved: tuple[tuple[int, int], ...]
     fixup: tuple[tuple[int, int], ...] | None
+    source_layout: Layout
+    target_layout: Layout
     notes: tuple[str, ...] = field(default=())
     input_size: tuple[int, ...] | None = None
-    params_source: dict = field(default_factory=dict)
 
     @property
     def exact(self) -> bool:
+        """The target alone reproduces the source (no fixup)."""
         return self.fixup is None
 
-    # weights: every framework's layout from/to torch's (C_in, C_out/g, *k)
+    @property
+    def rank(self) -> int:
+        return self.canonical.rank
+
+    @property
+    def in_channels(self) -> int:
+        return self.canonical.in_channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.canonical.out_channels
+
+    @property
+    def groups(self) -> int:
+        return self.canonical.groups
+
+    @property
+    def kernel_size(self) -> tuple[int, ...]:
+        return self.canonical.kernel
+
+    @property
+    def has_bias(self) -> bool:
+        """Whether the source adds a bias (a JAX source never does)."""
+        return self.canonical.bias
+
+    @property
+    def call(self) -> str:
+        """The target's call, as code."""
+        return call(self.target, self.params, self.rank)
+
     def weight(self, w: Any) -> np.ndarray:
-        """The source's weight in the target's layout."""
-        return _from_torch_layout(_to_torch_layout(np.asarray(w), self.source, self.params_source),
-                                  self.target)
+        """The source's weight in the target's layout: a new C-contiguous array."""
+        w = np.asarray(w)
+        expected = self.weight_shape(self.source)
+        if w.shape != expected:
+            raise ValueError(f"Conversion.weight: the {self.source} weight must have shape {expected}, "
+                             f"got {w.shape}")
+        torch_w = self.source_layout.to_torch_weight(w)
+        return np.array(self.target_layout.from_torch_weight(torch_w), order="C", copy=True)
+
+    def weight_shape(self, framework: str | None = None) -> tuple[int, ...]:
+        """The weight's shape in the source's (default) or the target's layout."""
+        layout = self.source_layout if framework in (None, self.source) else self.target_layout
+        c = self.canonical
+        torch_shape = (c.in_channels, c.out_channels // c.groups, *c.kernel)
+        return tuple(torch_shape[i] for i in np.argsort(layout.weight))
 
     def bias(self, b: Any) -> np.ndarray | None:
-        return None if b is None else np.asarray(b)
+        """The bias for the target (None for JAX, which adds none: :meth:`output` adds it)."""
+        if b is None or self.target == "jax":
+            return None
+        return np.array(b, copy=True)
 
     def input(self, x: Any) -> np.ndarray:
-        """The source's input in the target's data layout (channels-first/last)."""
-        return _layout(np.asarray(x), _channels_last(self.source, self.params_source),
-                       _channels_last(self.target, self.params))
+        """The source's input in the target's data layout: a new C-contiguous array."""
+        x = np.transpose(np.asarray(x), self.source_layout.data_in)
+        return np.array(np.transpose(x, np.argsort(self.target_layout.data_in)), order="C", copy=True)
 
     def output(self, y: Any, bias: Any = None) -> np.ndarray:
-        """The target's output in the source's data layout, fixup applied (appended pixels hold
-        ``bias``, zero without it)."""
-        y = _layout(np.asarray(y), _channels_last(self.target, self.params), False)
+        """The target's output in the source's data layout, fixup applied.
+
+        ``bias``: the source's bias, added where the target did not add it: everywhere for a JAX
+        target (``lax.conv_transpose`` has none), on appended fixup pixels otherwise (zero without it).
+        """
+        y = np.transpose(np.asarray(y), self.target_layout.data_out)
+        if bias is not None and self.target == "jax":
+            y = y + np.asarray(bias, y.dtype).reshape(-1, *(1,) * self.rank)
         if self.fixup is not None:
             y = apply_fixup(y, self.fixup, bias)
-        return _layout(y, False, _channels_last(self.source, self.params_source))
+        return np.array(np.transpose(y, np.argsort(self.source_layout.data_out)), order="C")
 
     def explain(self) -> str:
         """What changed and why, with the output-size arithmetic of both sides."""
-        lines = [constructor(self.target, self.params, self.canonical.rank),
-                 weight_note(self.source, self.target, self.params_source)]
-        if _channels_last(self.source, self.params_source) != _channels_last(self.target, self.params):
-            lines.append("data: channels-last <-> channels-first (Conversion.input / .output)")
+        lines = [self.call,
+                 f"weight: {self.source} {_weight_words(self.source, self.source_layout)} -> "
+                 f"{self.target} {_weight_words(self.target, self.target_layout)} "
+                 f"(Conversion.weight)"]
+        if self.source_layout.data_in != self.target_layout.data_in:
+            lines.append(f"data: {self.source}'s axes {self.source_layout.data_in} are (N, C, *spatial); "
+                         f"{self.target} takes {self.target_layout.data_in} (Conversion.input / .output)")
+        if self.target == "jax" and self.has_bias:
+            lines.append("bias: lax.conv_transpose adds none; Conversion.output(y, bias=b) adds it")
         c = self.canonical
         for i, ((b, a), got) in enumerate(zip(c.crop, self.achieved)):
             def side(crop):
@@ -420,7 +671,7 @@ class Conversion:
                          f"it {side(got)}")
             if self.input_size is not None:
                 n = self.input_size[i]
-                full = (n - 1) * c.stride[i] + c.span[i]
+                full = full_size(n, c.kernel[i], c.stride[i], c.dilation[i])
                 lines.append(f"         n={n}: {self.source} ({n}-1)*{c.stride[i]} + {c.span[i]} - {b} "
                              f"- ({a}) = {full - b - a}; {self.target} {full - got[0] - got[1]}")
         if self.fixup is None:
@@ -431,45 +682,10 @@ class Conversion:
         return "\n".join(lines)
 
 
-def _channels_last(framework: str, params: dict) -> bool:
-    if framework == "keras":
-        return params.get("data_format", "channels_last") == "channels_last"
-    if framework == "jax":  # jax's default dimension_numbers are TensorFlow's, channels-last
-        dn = params.get("dimension_numbers")
-        return dn is None or tuple(dn)[0].endswith("C")
-    return False
-
-
-def _layout(a: np.ndarray, src_last: bool, dst_last: bool) -> np.ndarray:
-    if src_last == dst_last:
-        return a
-    return np.moveaxis(a, -1, 1) if src_last else np.moveaxis(a, 1, -1)
-
-
-def _to_torch_layout(w: np.ndarray, framework: str, params: dict) -> np.ndarray:
-    if framework == "keras":  # (*k, C_out, C_in)
-        return np.moveaxis(w, (-1, -2), (0, 1))
-    if framework == "jax":
-        if _channels_last("jax", params):  # an ...IO kernel: (*k, C_out, C_in) when transposed
-            w = np.moveaxis(w, (-1, -2), (0, 1))
-            if not params.get("transpose_kernel", True):  # (*k, C_in, C_out), flipped
-                w = np.flip(w, tuple(range(2, w.ndim))).swapaxes(0, 1)
-            return w
-        if not params.get("transpose_kernel", True):
-            return np.flip(w, tuple(range(2, w.ndim))).swapaxes(0, 1)
-    return w
-
-
-def _from_torch_layout(w: np.ndarray, framework: str) -> np.ndarray:
-    if framework == "keras":
-        return np.ascontiguousarray(np.moveaxis(w, (0, 1), (-1, -2)))
-    return np.ascontiguousarray(w)
-
-
 def apply_fixup(y: np.ndarray, fixup, bias=None) -> np.ndarray:
     """Crop (positive) or append (negative) per spatial dimension of a channels-first ``y``.
 
-    Appended pixels hold ``bias`` (per channel), or zero.
+    Appended pixels hold ``bias`` (per channel), or zero. A new array; ``y`` is not modified.
     """
     rank = len(fixup)
     first = y.ndim - rank
@@ -489,52 +705,69 @@ def apply_fixup(y: np.ndarray, fixup, bias=None) -> np.ndarray:
     return y
 
 
-def _params_of(layer_or_params, source: str) -> dict:
-    if isinstance(layer_or_params, dict):
-        return dict(layer_or_params)
-    obj = layer_or_params
+def _params_of(obj: Any, source: str) -> tuple[dict, tuple[int, ...] | None]:
+    """A dict of the source's arguments, and the weight shape where ``obj`` is a layer or node."""
+    if isinstance(obj, dict):
+        return dict(obj), None
     if source in ("tconv", "torch") and hasattr(obj, "kernel_size") and hasattr(obj, "output_padding"):
-        return dict(in_channels=obj.in_channels, out_channels=obj.out_channels,
-                    kernel_size=obj.kernel_size, stride=obj.stride, padding=obj.padding,
-                    output_padding=obj.output_padding, groups=obj.groups, dilation=obj.dilation,
-                    bias=obj.bias is not None)
-    raise TypeError(f"convert: layer_or_params must be a dict of {source} arguments or a "
-                    f"ConvTranspose layer, got {type(obj).__name__}")
+        params = dict(in_channels=obj.in_channels, out_channels=obj.out_channels,
+                      kernel_size=tuple(obj.kernel_size), stride=tuple(obj.stride), padding=obj.padding,
+                      output_padding=tuple(obj.output_padding), groups=obj.groups,
+                      dilation=tuple(obj.dilation), bias=obj.bias is not None,
+                      padding_mode=obj.padding_mode)
+        return params, tuple(obj.weight.shape)
+    if source == "onnx" and hasattr(obj, "op_type") and hasattr(obj, "attribute"):
+        from .onnx import _attributes
+
+        if obj.op_type != "ConvTranspose":
+            raise ValueError(f"convert: an onnx source must be a ConvTranspose node, got {obj.op_type}")
+        return _attributes(obj), None
+    if source == "keras" and hasattr(obj, "get_config"):
+        config = obj.get_config()
+        kernel = getattr(obj, "kernel", None)
+        return config, None if kernel is None else tuple(kernel.shape)
+    raise TypeError(f"convert: params must be a dict of {source} arguments"
+                    + (" or a ConvTranspose layer" if source in ("tconv", "torch") else "")
+                    + f", got {type(obj).__name__}")
 
 
-def convert(layer_or_params, source: str, target: str, *, input_shape=None,
-            exact: bool = False) -> Conversion:
+def convert(params: Any, source: str, target: str, *, input_shape: Any = None,
+            weight_shape: Any = None, exact: bool = False) -> Conversion:
     """Convert a transposed convolution's arguments from ``source`` to ``target`` (see the module).
 
-    ``layer_or_params``: the source's arguments by its own names (``in_channels``/``out_channels``
-    are needed where the framework keeps them elsewhere: onnx, keras ``in_channels``, jax), or a
-    tconv/torch ConvTranspose layer. ``input_shape``: needed by ONNX ``auto_pad``/``output_shape``
-    and tconv ``'same'``. With ``exact=True`` a conversion that needs a fixup is a ValueError.
+    ``params``: the source's own arguments by its own names (a dict), or a torch/tconv
+    ``ConvTranspose`` layer, an ONNX ``ConvTranspose`` node, a Keras layer. ``weight_shape``: the
+    weight's shape in the source's layout; ``input_shape``: the input's, in the source's data
+    layout (or its spatial sizes). Channels, kernel sizes and the rank come from whichever says
+    them; ONNX ``auto_pad``/``output_shape`` and tconv ``'same'`` need ``input_shape``. With
+    ``exact=True`` a conversion that needs a fixup is a ValueError.
 
-    >>> c = convert(dict(filters=64, in_channels=128, kernel_size=4, strides=2, padding="same",
-    ...                  rank=2), "keras", "torch")
-    >>> c.params["padding"], c.params["output_padding"], c.exact
-    ((1, 1), (0, 0), True)
+    >>> c = convert(dict(filters=64, kernel_size=4, strides=2, padding="same"), "keras", "torch",
+    ...             input_shape=(1, 16, 16, 128))
+    >>> c.params["padding"], c.params["output_padding"], c.params["in_channels"], c.exact
+    ((1, 1), (0, 0), 128, True)
+    >>> convert(c.params, "torch", "jax").params["padding"]
+    ((2, 2), (2, 2))
     """
     for name, fw in (("source", source), ("target", target)):
         if fw not in FRAMEWORKS:
             raise ValueError(f"convert: {name} must be one of {FRAMEWORKS}, got {fw!r}")
-    src = _params_of(layer_or_params, source)
-    for key in ("in_channels",) + (("out_channels",) if source != "keras" else ("filters",)):
-        if key not in src:
-            raise ValueError(f"convert: {source} arguments need {key!r}")
-    canonical = _read(src, source, input_shape)
-    params, achieved = _write(canonical, target)
+    src, own_weight_shape = _params_of(params, source)
+    input_shape = _shape("input_shape", input_shape)
+    weight_shape = _shape("weight_shape", weight_shape) or own_weight_shape
+    canonical, source_layout, notes = _read(src, source, input_shape, weight_shape)
+    if weight_shape is not None and len(weight_shape) != canonical.rank + 2:
+        raise ValueError(f"convert: weight_shape must have {canonical.rank + 2} sizes, got {weight_shape}")
+    out, achieved, target_layout = _write(canonical, target)
     fixup = tuple((w[0] - g[0], w[1] - g[1]) for w, g in zip(canonical.crop, achieved))
     fixup = None if all(f == (0, 0) for f in fixup) else fixup
-    notes = ()
     if fixup is not None:
-        notes = (f"{target} cannot express this window alone; crop (+) or append bias-valued "
-                 f"pixels (-) to its output: {fixup}",)
+        notes = (*notes, f"{target} cannot express this window alone; crop (+) or append bias-valued "
+                         f"pixels (-) to its output: {fixup}")
         if exact:
-            raise ValueError(f"convert: {source} -> {target} is not exact: {notes[0]}; the closest "
-                             f"exact alternative is {target} with {params} and that fixup, or "
+            raise ValueError(f"convert: {source} -> {target} is not exact: {notes[-1]}; the closest "
+                             f"exact alternative is {target} with {out} and that fixup, or "
                              f"explicit (before, after) padding in tconv or onnx")
-    size = None if input_shape is None else _spatial(
-        tuple(input_shape), canonical.rank, _channels_last(source, src))
-    return Conversion(source, target, params, canonical, achieved, fixup, notes, size, src)
+    size = None if input_shape is None else source_layout.spatial(input_shape, canonical.rank)
+    return Conversion(source, target, out, canonical, achieved, fixup, source_layout, target_layout,
+                      notes, size)

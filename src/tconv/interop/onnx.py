@@ -2,13 +2,23 @@
 
 ``onnx`` is optional (``pip install tconv[onnx]``); importing tconv never needs it.
 
-ONNX's ``ConvTranspose`` is resolved as its reference implementation does: with ``auto_pad``
-``SAME_UPPER``/``SAME_LOWER`` the output is ``output_shape`` (default ``input*stride``) and the total
-padding ``stride*(in-1) + output_padding + dilation*(k-1) + 1 - output`` is split with the odd pixel
-at the end (UPPER) or the start (LOWER); otherwise the explicit ``pads`` (default 0) are cropped from
-the start and the output is ``output_shape`` if given (cropping or zero-extending the end), else the
-usual size. ``Conv``'s ``SAME_*`` pad to ``ceil(in/stride)`` outputs. These depend on the input size,
-which :func:`load` reads from the model's shapes.
+A ``ConvTranspose`` node is resolved as ONNX Runtime computes it (the runtime the models are run in),
+which departs from the ONNX text in two places. Per spatial dimension, with
+``full = (n-1)*stride + dilation*(k-1) + 1`` and ``op = output_padding``:
+
+- explicit ``pads`` ``(begin, end)`` (default 0): ``begin`` cropped at the start, ``end - op`` at the
+  end (a negative crop appends pixels); ``auto_pad='VALID'``: ``pads`` ignored, nothing cropped;
+- ``output_shape`` (``pads`` ignored): ``total = max(0, full + op - output_shape)`` is cropped, the odd
+  pixel at the end for ``SAME_UPPER`` and at the start otherwise; an output larger than
+  ``full + op`` is extended at the end (ONNX Runtime clamps the total at 0, where the ONNX text would
+  split a negative total between both ends) and ONNX Runtime refuses one larger than
+  ``full + stride - 1``;
+- ``auto_pad='SAME_UPPER'``/``'SAME_LOWER'``: the same with ``output_shape = n*stride``, so when the
+  dilated kernel is shorter than the stride ONNX Runtime returns ``full + op`` pixels, fewer than the
+  ``n*stride`` of the ONNX text.
+
+``Conv``'s ``SAME_*`` pad to ``ceil(n/stride)`` outputs. These depend on the input size, which
+:func:`load` reads from the model's shapes.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..core import layers
-from ..core.shapes import effective_kernel, same_pads
+from ..core.shapes import effective_kernel, full_size, same_pads
 
 
 def _onnx():
@@ -40,8 +50,43 @@ def _attributes(node) -> dict[str, Any]:
     return out
 
 
+def transposed_window(n: int, k: int, s: int, d: int, op: int, auto_pad: str,
+                      pads: tuple[int, int] | None, output_shape: int | None) -> tuple[tuple[int, int], str]:
+    """One dimension of a ``ConvTranspose`` node as ONNX Runtime computes it (see the module).
+
+    Returns the crop ``(before, after)`` of the full scatter result (``after`` negative: pixels
+    appended at the end) and a note, empty unless ONNX Runtime departs from the ONNX text here.
+
+    >>> transposed_window(3, k=1, s=2, d=1, op=0, auto_pad="SAME_UPPER", pads=None, output_shape=None)
+    ((0, 0), 'SAME_UPPER with a dilated kernel (1) shorter than the stride (2): ONNX Runtime clamps \
+the total padding at 0 and returns 5 pixels; the ONNX text says input*stride = 6')
+    """
+    full = full_size(n, k, s, d)
+    note = ""
+    if output_shape is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        if full + op < n * s:
+            note = (f"{auto_pad} with a dilated kernel ({effective_kernel(k, d)}) shorter than the "
+                    f"stride ({s}): ONNX Runtime clamps the total padding at 0 and returns {full + op} "
+                    f"pixels; the ONNX text says input*stride = {n * s}")
+        output_shape = min(n * s, full + op)
+    if output_shape is not None:
+        if output_shape > full + s - 1:
+            raise ValueError(f"tconv.onnx: output_shape {output_shape} is more than stride - 1 pixels "
+                             f"past the full result ({full}); ONNX Runtime refuses it")
+        if output_shape > full + op and not note:
+            note = (f"output_shape {output_shape} is larger than the full result plus output_padding "
+                    f"({full + op}): ONNX Runtime appends the {output_shape - full - op} extra pixels at "
+                    f"the end (the ONNX text would split them between both ends)")
+        total = max(0, full + op - output_shape)
+        begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        return (begin, full - begin - output_shape), note
+    begin, end = pads if pads is not None and auto_pad == "NOTSET" else (0, 0)
+    return (begin, end - op), note
+
+
 def resolve(op_type: str, attrs: dict, in_size: tuple[int, ...], kernel: tuple[int, ...]) -> dict:
-    """The tconv arguments (stride, padding pairs, output_padding, dilation, groups) of one node."""
+    """The tconv arguments (stride, padding pairs, output_padding, dilation, groups) of one node,
+    and ``notes`` where ONNX Runtime departs from the ONNX text (see the module)."""
     rank = len(kernel)
     name = f"tconv.onnx {op_type}"
     s = tuple(attrs.get("strides", [1] * rank))
@@ -62,32 +107,21 @@ def resolve(op_type: str, attrs: dict, in_size: tuple[int, ...], kernel: tuple[i
                 pairs = [(a, b) for b, a in pairs]
         else:
             pairs = list(pads) if pads is not None and auto == "NOTSET" else [(0, 0)] * rank
-        return dict(stride=s, padding=tuple(pairs), dilation=d, groups=attrs.get("group", 1))
+        return dict(stride=s, padding=tuple(pairs), dilation=d, groups=attrs.get("group", 1), notes=())
     op = tuple(attrs.get("output_padding", [0] * rank))
     out_shape = attrs.get("output_shape")
-    if out_shape is not None:
-        out_shape = tuple(out_shape)[-rank:]
-    pairs, extra = [], []
-    for i, (n, k) in enumerate(zip(in_size, kernel)):
-        full = s[i] * (n - 1) + effective_kernel(k, d[i])
-        if pads is None and auto in ("SAME_UPPER", "SAME_LOWER"):
-            out = out_shape[i] if out_shape is not None else n * s[i]
-            total = full + op[i] - out
-            begin = total // 2 if auto == "SAME_UPPER" else total - total // 2
-        else:
-            begin, end = pads[i] if pads is not None and auto == "NOTSET" else (0, 0)
-            out = out_shape[i] if out_shape is not None else full + op[i] - begin - end
-        after = full - begin - out  # negative: zeros (and bias) appended at the end
-        if begin < 0:
-            raise ValueError(f"{name}: dimension {i} needs {-begin} zero pixels before the output, "
-                             f"which a tconv layer cannot add")
-        if -after >= max(s[i], d[i]):
-            raise ValueError(f"{name}: dimension {i} needs an output {-after} pixels past the full "
-                             f"result, more than output_padding can add (< stride or dilation)")
+    out_shape = (None,) * rank if out_shape is None else tuple(out_shape)[-rank:]
+    pairs, extra, notes = [], [], []
+    for i in range(rank):
+        (begin, after), note = transposed_window(
+            in_size[i], kernel[i], s[i], d[i], op[i], auto, None if pads is None else pads[i],
+            out_shape[i])
         pairs.append((begin, max(after, 0)))
         extra.append(max(-after, 0))
+        if note:
+            notes.append(f"dim {i}: {note}")
     return dict(stride=s, padding=tuple(pairs), output_padding=tuple(extra), dilation=d,
-                groups=attrs.get("group", 1))
+                groups=attrs.get("group", 1), notes=tuple(notes))
 
 
 def layer_from_node(node, weight: np.ndarray, bias: np.ndarray | None, in_size: tuple[int, ...]):
@@ -98,6 +132,7 @@ def layer_from_node(node, weight: np.ndarray, bias: np.ndarray | None, in_size: 
     rank = weight.ndim - 2
     kernel = weight.shape[2:]
     args = resolve(node.op_type, _attributes(node), tuple(in_size), tuple(kernel))
+    args.pop("notes")
     transposed = node.op_type == "ConvTranspose"
     groups = args["groups"]
     in_ch, out_ch = ((weight.shape[0], weight.shape[1] * groups) if transposed
