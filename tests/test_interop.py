@@ -224,3 +224,166 @@ def test_conversion_reproduces_the_source(source, target, data):
     result = c.output(got, bias=b)
     assert result.shape == expected.shape, c.explain()
     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4, err_msg=c.explain())
+
+
+def test_each_frameworks_omitted_arguments_are_its_defaults():
+    """Left out and given explicitly as the framework's documented default: the same conversion."""
+    cases = [
+        ("torch", dict(in_channels=4, out_channels=2, kernel_size=3),
+         dict(stride=1, padding=0, output_padding=0, groups=1, bias=True, dilation=1)),
+        ("keras", dict(filters=2, kernel_size=3),
+         dict(strides=1, padding="valid", output_padding=None, data_format="channels_last",
+              dilation_rate=1, use_bias=True)),
+        ("onnx", dict(), dict(auto_pad="NOTSET", dilations=[1], group=1, kernel_shape=[3],
+                              output_padding=[0], pads=[0, 0], strides=[1])),
+        ("jax", dict(strides=(1,), padding="VALID"),
+         dict(rhs_dilation=None, dimension_numbers=("NHC", "HIO", "NHC"), transpose_kernel=False)),
+    ]
+    shapes = {"torch": (4, 2, 3), "keras": (3, 2, 4), "onnx": (4, 2, 3), "jax": (3, 4, 2)}
+    for source, p, defaults in cases:
+        short = convert(p, source, "torch", weight_shape=shapes[source])
+        full = convert({**p, **defaults}, source, "torch", weight_shape=shapes[source])
+        assert short.params == full.params, source
+        w = np.arange(np.prod(shapes[source]), dtype=np.float32).reshape(shapes[source])
+        np.testing.assert_array_equal(short.weight(w), full.weight(w))
+
+
+def test_jax_default_transpose_kernel_is_false_and_flips():
+    """jax.lax.conv_transpose(x, w, strides, padding) with nothing else: transpose_kernel=False, so
+    the kernel is the forward convolution's (..., I, O) and PyTorch's weight is it flipped."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 6, 3)).astype(np.float32)  # NHC: 6 pixels, 3 channels
+    w = rng.standard_normal((4, 3, 5)).astype(np.float32)  # HIO: k=4, C_in=3, C_out=5
+    p = dict(strides=(2,), padding="VALID")
+    expected = run("jax", p, x, w, None)
+    c = convert(p, "jax", "torch", weight_shape=w.shape)
+    assert (c.in_channels, c.out_channels, c.kernel_size) == (3, 5, (4,))
+    np.testing.assert_array_equal(c.weight(w), np.flip(w, 0).transpose(1, 2, 0))
+    got = c.output(run("torch", c.params, c.input(x), c.weight(w), None))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_params_are_usable_as_they_are():
+    c = convert(dict(in_channels=4, out_channels=2, kernel_size=(3,), stride=2, padding=1), "torch", "onnx")
+    assert set(c.params) <= {"kernel_shape", "strides", "pads", "output_padding", "dilations", "group"}
+    assert (c.in_channels, c.out_channels, c.rank, c.has_bias) == (4, 2, 1, True)
+    jax_params = convert(dict(in_channels=4, out_channels=2, kernel_size=(3,)), "torch", "jax").params
+    assert set(jax_params) <= {"strides", "padding", "rhs_dilation", "dimension_numbers",
+                               "transpose_kernel"}
+    keras_params = convert(dict(in_channels=4, out_channels=2, kernel_size=(3, 3)), "torch", "keras").params
+    assert "in_channels" not in keras_params and keras_params["filters"] == 2
+    # the CLI prints the same call
+    assert c.call.startswith('onnx.helper.make_node("ConvTranspose"')
+
+
+def test_channels_and_kernel_come_from_the_shapes():
+    keras = dict(filters=8, kernel_size=3, strides=2, padding="same")
+    by_input = convert(keras, "keras", "torch", input_shape=(1, 5, 5, 4))
+    by_weight = convert(keras, "keras", "torch", weight_shape=(3, 3, 8, 4))
+    assert by_input.params == by_weight.params
+    assert by_input.params["in_channels"] == 4 and by_input.params["kernel_size"] == (3, 3)
+    first = convert({**keras, "data_format": "channels_first"}, "keras", "torch", input_shape=(1, 4, 5, 5))
+    assert first.params["in_channels"] == 4
+    onnx = convert(dict(strides=[2, 2]), "onnx", "torch", weight_shape=(4, 3, 2, 2))
+    assert (onnx.params["in_channels"], onnx.params["out_channels"], onnx.params["kernel_size"]) == \
+        (4, 3, (2, 2))
+    with pytest.raises(ValueError, match="do not say the in_channels: pass weight_shape or input_shape"):
+        convert(dict(filters=8, kernel_size=(3, 3)), "keras", "torch")
+    with pytest.raises(ValueError, match="do not say the kernel size: pass weight_shape"):
+        convert(dict(strides=(2,), padding="SAME"), "jax", "torch", input_shape=(1, 4, 3))
+    with pytest.raises(ValueError, match="do not say the rank: pass weight_shape or input_shape"):
+        convert(dict(in_channels=1, out_channels=1, kernel_size=3), "torch", "tconv")
+    with pytest.raises(ValueError, match="in_channels is 4 by in_channels but 5 by weight_shape"):
+        convert(dict(in_channels=4, out_channels=2, kernel_size=3), "torch", "onnx", weight_shape=(5, 2, 3))
+
+
+def test_jax_accepts_any_spatial_letters():
+    for dn in [("NCH", "OIH", "NCH"), ("NCX", "OIX", "NCX"), ("NXYC", "YXIO", "NCXY")]:
+        rank = len(dn[0]) - 2
+        w_shape = (2, 3, *(2,) * rank) if dn[1].startswith("OI") else (*(2,) * rank, 3, 2)
+        c = convert(dict(strides=(2,) * rank, padding="SAME", dimension_numbers=dn), "jax", "torch",
+                    weight_shape=w_shape)
+        assert c.rank == rank
+    with pytest.raises(ValueError, match="same spatial letters"):
+        convert(dict(strides=(2,), padding="SAME", dimension_numbers=("NCH", "OIW", "NCH")), "jax",
+                "torch", weight_shape=(2, 3, 2))
+    with pytest.raises(ValueError, match="'O' and 'I' once"):
+        convert(dict(strides=(2,), padding="SAME", dimension_numbers=("NCH", "OOH", "NCH")), "jax",
+                "torch", weight_shape=(2, 3, 2))
+
+
+@pytest.mark.parametrize("source, target", PAIRS, ids=[f"{s}->{t}" for s, t in PAIRS])
+def test_weights_and_data_are_new_contiguous_arrays(source, target):
+    """Every converted array is one torch.from_numpy (and every framework) takes: C-contiguous,
+    writable, not a view of the caller's array (the flipped JAX kernel was a negative-stride view)."""
+    p = dict(native_minimal[source])
+    if source == "jax":
+        p["transpose_kernel"] = False  # the flip
+    c = convert(p, source, target, weight_shape=weight_minimal[source], input_shape=input_minimal[source])
+    w = np.arange(np.prod(weight_minimal[source]), dtype=np.float32).reshape(weight_minimal[source])
+    x = np.ones(input_minimal[source], np.float32)
+    before = w.copy()
+    for a in (c.weight(w), c.input(x)):
+        assert a.flags.c_contiguous and a.flags.writeable and not np.shares_memory(a, w)
+        torch.from_numpy(a)
+    np.testing.assert_array_equal(w, before)
+
+
+native_minimal = {
+    "torch": dict(in_channels=2, out_channels=3, kernel_size=(2, 3), stride=2),
+    "tconv": dict(in_channels=2, out_channels=3, kernel_size=(2, 3), stride=2),
+    "onnx": dict(strides=[2, 2]),
+    "keras": dict(filters=3, kernel_size=(2, 3), strides=2),
+    "jax": dict(strides=(2, 2), padding="VALID"),
+}
+weight_minimal = {"torch": (2, 3, 2, 3), "tconv": (2, 3, 2, 3), "onnx": (2, 3, 2, 3), "keras": (2, 3, 3, 2),
+                  "jax": (2, 3, 2, 3)}
+input_minimal = {"torch": (1, 2, 4, 4), "tconv": (1, 2, 4, 4), "onnx": (1, 2, 4, 4), "keras": (1, 4, 4, 2),
+                 "jax": (1, 4, 4, 2)}
+
+
+def test_onnx_runtime_departures_are_followed_and_explained():
+    """SAME_* with a kernel shorter than the stride: ONNX Runtime clamps the total padding at 0."""
+    p = dict(strides=[3], auto_pad="SAME_UPPER")
+    x = np.arange(1, 5, dtype=np.float32).reshape(1, 1, 4)
+    w = np.ones((1, 1, 2), np.float32)
+    expected = run("onnx", p, x, w, None)
+    assert expected.shape == (1, 1, 11)  # not 4*3 = 12, as the ONNX text says
+    c = convert(p, "onnx", "torch", weight_shape=w.shape, input_shape=x.shape)
+    np.testing.assert_allclose(c.output(run("torch", c.params, x, w, None)), expected)
+    assert "ONNX Runtime clamps the total padding at 0" in c.explain()
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: convert({}, "caffe", "torch"), ValueError, r"source must be one of"),
+    (lambda: convert(dict(auto_pad="SAME_UPPER"), "onnx", "torch", weight_shape=(1, 1, 3)), ValueError,
+     r"depends on the input size: pass input_shape"),
+    (lambda: convert(dict(filters=1, kernel_size=3, padding="full"), "keras", "torch",
+                     weight_shape=(3, 1, 1)), ValueError, r"keras padding must be 'valid' or 'same'"),
+    (lambda: convert(dict(in_channels=1, out_channels=1, kernel_size=(3,), stride=2, output_padding=2),
+                     "torch", "onnx"), ValueError, r"output_padding must be smaller"),
+    (lambda: convert(dict(in_channels=2, out_channels=2, kernel_size=(3,), groups=2), "torch", "keras"),
+     ValueError, r"keras has no grouped"),
+    (lambda: convert(dict(in_channels=1, out_channels=1, kernel_size=(1.7,)), "torch", "tconv"),
+     TypeError, r"kernel_size must be an int or a tuple of 1 ints"),
+    (lambda: convert(dict(in_channels=1, out_channels=1, kernel_size=(3,), strides=2), "torch", "tconv"),
+     TypeError, r"\['strides'\] are not torch arguments"),
+    (lambda: convert(dict(strides=(2,), padding=1), "jax", "torch", weight_shape=(1, 1, 2)),
+     TypeError, r"jax padding must be 'SAME', 'VALID' or 1 \(lo, hi\) pairs"),
+    (lambda: convert(dict(filters=1, kernel_size=3, activation="relu"), "keras", "torch",
+                     weight_shape=(3, 1, 1)), ValueError, r"activation='relu' is not part"),
+])
+def test_bad_conversions_are_clear(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_exact_and_its_refusal():
+    c = convert(dict(filters=8, kernel_size=4, strides=2, padding="same"), "keras", "torch",
+                input_shape=(1, 5, 5, 4))
+    assert c.exact and c.params["padding"] == (1, 1)
+    odd = dict(filters=8, kernel_size=3, strides=2, padding="same")
+    with pytest.raises(ValueError, match="not exact"):
+        convert(odd, "keras", "torch", input_shape=(1, 5, 5, 4), exact=True)
+    c = convert(odd, "keras", "torch", input_shape=(1, 5, 5, 4))
+    assert c.fixup == ((0, 1), (0, 1)) and "fixup" in c.explain()
