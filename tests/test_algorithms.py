@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import itertools
+from math import prod
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from oracle import torch_conv_mode
 from strategies import configs
+from test_functional import assert_refused, torch_pads, transposed_sizes
 
 import tconv
 from tconv.core.spec import transposed_spec
 from tconv.engine import algorithms
+from tconv.engine import fast as engine
 from tconv.explainer.examples import D2L_MATRIX
 
 
@@ -24,15 +29,21 @@ def test_registry():
 @given(cfg=configs(), mode=st.sampled_from(tconv.PADDING_MODES), asym=st.booleans())
 def test_all_algorithms_agree_pairwise(cfg, mode, asym):
     x, w, b = cfg.arrays()
-    padding = tuple((p, p // 2) for p in cfg.padding) if asym else cfg.padding
-    try:
-        results = {a: tconv.conv_transpose(x, w, b, cfg.stride, padding, cfg.output_padding,
-                                           cfg.groups, cfg.dilation, padding_mode=mode,
-                                           algorithm=a)
-                   for a in tconv.ALGORITHMS}
-    except ValueError as exc:
-        assert "padding_mode" in str(exc) or "must be positive" in str(exc)
+    pairs = tuple((p, p // 2) if asym else (p, p) for p in cfg.padding)
+    padding = pairs if asym else cfg.padding
+    large = transposed_sizes(cfg.size, cfg.kernel, cfg.stride, pairs, cfg.dilation, cfg.output_padding)
+    assert min(large) >= 1  # configs() draws positive symmetric outputs; asym pads less
+
+    def run(algorithm):
+        return tconv.conv_transpose(x, w, b, cfg.stride, padding, cfg.output_padding, cfg.groups,
+                                    cfg.dilation, padding_mode=mode, algorithm=algorithm)
+
+    if not torch_pads(mode, pairs, large):  # PyTorch cannot pad so: every algorithm refuses
+        for a in tconv.ALGORITHMS:
+            assert_refused(lambda a=a: run(a), mode)
         return
+    results = {a: run(a) for a in tconv.ALGORITHMS}
+    assert {y.shape for y in results.values()} == {(cfg.batch, cfg.c_out, *large)}
     for (a, ya), (c, yc) in itertools.combinations(results.items(), 2):
         np.testing.assert_allclose(ya, yc, rtol=1e-10, atol=1e-10, err_msg=f"{a} vs {c}")
 
@@ -48,16 +59,25 @@ def test_conv_matrix_is_d2l_kernel2matrix():
 
 @given(cfg=configs(ranks=(1, 2)), mode=st.sampled_from(tconv.PADDING_MODES))
 def test_conv_matrix_is_the_convolution_with_its_padding_mode(cfg, mode):
+    """``W @ big`` is PyTorch's convolution of ``big`` (padded in ``mode``), cut to the small size."""
     x, w, _ = cfg.arrays()
-    try:
-        spec = transposed_spec("t", x, w, None, cfg.stride, cfg.padding, cfg.output_padding,
+    pairs = tuple((p, p) for p in cfg.padding)
+    large = cfg.out_size
+
+    def spec():
+        return transposed_spec("t", x, w, None, cfg.stride, cfg.padding, cfg.output_padding,
                                cfg.groups, cfg.dilation, None, mode)
-    except ValueError:
+
+    if not torch_pads(mode, pairs, large):
+        assert_refused(spec, mode)
         return
-    W = tconv.conv_matrix(spec, w)
-    big = np.random.default_rng(cfg.seed).standard_normal(spec.out_shape)
-    small = tconv.conv(big, w, None, cfg.stride, cfg.padding, cfg.dilation, cfg.groups,
-                       padding_mode=mode)[(Ellipsis, *(slice(0, n) for n in cfg.size))]
+    W = tconv.conv_matrix(spec(), w)
+    assert W.shape == (cfg.c_in * prod(cfg.size), cfg.c_out * prod(large))
+    big = np.random.default_rng(cfg.seed).standard_normal((cfg.batch, cfg.c_out, *large))
+    # output_padding >= stride (allowed by dilation) gives the convolution a tail past the small size
+    small = torch_conv_mode(big, w, None, cfg.stride, pairs, cfg.dilation, cfg.groups, mode).numpy()
+    small = small[(Ellipsis, *(slice(0, n) for n in cfg.size))]
+    assert small.shape == x.shape
     np.testing.assert_allclose(big.reshape(cfg.batch, -1) @ W.T, small.reshape(cfg.batch, -1),
                                rtol=1e-10, atol=1e-10)
 
@@ -76,9 +96,79 @@ def test_zero_insertion_never_builds_windows_of_the_whole_kernel():
     assert peak < 40 * y.nbytes
 
 
-def test_choose_is_a_registered_algorithm():
-    spec = transposed_spec("t", np.ones((1, 1, 3)), np.ones((1, 1, 2)), None)
-    assert algorithms.choose(spec) in algorithms.TRANSPOSED
+# --------------------------------------------------------------------------- what `auto` runs
+# The rule (algorithms.choose, README "How `auto` chooses"): scatter under SMALL_WORK multiply-adds
+# N * P_in * P_k * C_in * C_out / groups (an unbatched input counts as N = 1); then direct when a group
+# has at most fast.DIRECT_MAX_CHANNELS input channels; gemm otherwise. The cases sit on each edge.
+
+SMALL, FEW = algorithms.SMALL_WORK, engine.DIRECT_MAX_CHANNELS
+
+#: (batch or None, C_in, C_out/groups, input size, kernel, groups, multiply-adds, algorithm)
+CHOICES = [
+    (1, 5, 3, (257,), (17,), 1, SMALL - 1, "scatter"),  # 65535 = 3*5*17*257: one short
+    (None, 5, 3, (257,), (17,), 1, SMALL - 1, "scatter"),  # unbatched: N = 1
+    (2, 5, 3, (257,), (17,), 1, 2 * (SMALL - 1), "gemm"),  # the batch counts
+    (1, 8, 8, (1024,), (1,), 1, SMALL, "gemm"),  # exactly SMALL_WORK: no longer small
+    (1, 8, 8, (32, 32), (1, 1), 1, SMALL, "gemm"),
+    (1, 4, 3, (43, 127), (1, 1), 1, SMALL - 4, "scatter"),  # 65532: few channels but small
+    (1, FEW, 16, (1024,), (1,), 1, SMALL, "direct"),  # FEW channels: direct
+    (1, FEW + 1, 4, (29, 113), (1, 1), 1, SMALL + 4, "gemm"),  # 65540 = 5*4*29*113, FEW + 1
+    (1, 2 * FEW, 8, (1024,), (1,), 2, SMALL, "direct"),  # FEW per group
+    (1, 2 * FEW + 2, 8, (1000,), (1,), 2, 80000, "gemm"),  # FEW + 1 per group
+    (1, 8, 1, (8192,), (1,), 8, SMALL, "direct"),  # depthwise
+    (1, 6, 6, (8, 8, 8), (2, 2, 2), 1, 147456, "gemm"),
+    (1, 1, 1, (1,), (SMALL,), 1, SMALL, "direct"),  # the kernel counts
+]
+
+
+def _spec(batch, c_in, c_out_g, size, kernel, groups, **kw):
+    x = np.zeros(((batch,) if batch is not None else ()) + (c_in, *size), np.float32)
+    return transposed_spec("t", x, np.zeros((c_in, c_out_g, *kernel), np.float32), None,
+                           groups=groups, **kw)
+
+
+@pytest.mark.parametrize("batch, c_in, c_out_g, size, kernel, groups, work, expected", CHOICES)
+def test_choose_follows_its_rule_on_each_edge(batch, c_in, c_out_g, size, kernel, groups, work, expected):
+    assert (batch or 1) * prod(size) * prod(kernel) * c_in * c_out_g == work  # the case is what it says
+    spec = _spec(batch, c_in, c_out_g, size, kernel, groups)
+    assert algorithms.multiply_adds(spec) == work
+    assert algorithms.choose(spec) == expected
+    # stride, padding, dilation and output_padding change the output, not the work or the choice
+    assert algorithms.choose(_spec(batch, c_in, c_out_g, size, kernel, groups, stride=3, padding=1,
+                                   dilation=2, output_padding=1)) == expected
+
+
+def test_the_documented_thresholds():
+    """README "How `auto` chooses" quotes these numbers."""
+    assert (algorithms.SMALL_WORK, engine.DIRECT_MAX_CHANNELS) == (65536, 4)
+
+
+@given(batch=st.sampled_from([None, 1, 2, 3]), rank=st.integers(1, 3), groups=st.sampled_from([1, 2, 3]),
+       per_group=st.integers(1, 9), c_out_g=st.integers(1, 9), data=st.data())
+def test_choose_is_the_rule_on_any_shape(batch, rank, groups, per_group, c_out_g, data):
+    size = tuple(data.draw(st.integers(1, 64)) for _ in range(rank))
+    kernel = tuple(data.draw(st.integers(1, 6)) for _ in range(rank))
+    work = (batch or 1) * prod(size) * prod(kernel) * per_group * groups * c_out_g
+    expected = "scatter" if work < SMALL else "direct" if per_group <= FEW else "gemm"
+    assert algorithms.choose(_spec(batch, per_group * groups, c_out_g, size, kernel, groups)) == expected
+
+
+@pytest.mark.parametrize("case", [CHOICES[0], CHOICES[3], CHOICES[6], CHOICES[9]],
+                         ids=lambda c: c[-1])
+def test_auto_runs_what_choose_picks(case, monkeypatch):
+    batch, c_in, c_out_g, size, kernel, groups, _, expected = case
+    ran = []
+    for name, f in list(algorithms.TRANSPOSED.items()):
+        monkeypatch.setitem(algorithms.TRANSPOSED, name,
+                            lambda *a, name=name, f=f, **k: ran.append(name) or f(*a, **k))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(((batch,) if batch else ()) + (c_in, *size))
+    w = rng.standard_normal((c_in, c_out_g, *kernel))
+    y = tconv.conv_transpose(x, w, None, 1, 0, 0, groups)
+    assert ran == [expected]
+    fn = getattr(torch.nn.functional, f"conv_transpose{len(size)}d")
+    np.testing.assert_allclose(y, fn(torch.tensor(x), torch.tensor(w), None, 1, 0, 0, groups).numpy(),
+                               rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("algorithm", tconv.ALGORITHMS)
