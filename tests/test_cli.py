@@ -163,16 +163,17 @@ def test_convert_command(capsys):
                      "--input-size", "16x16"], capsys)
     assert code == 0
     assert out.splitlines()[0] == (
-        "torch.nn.ConvTranspose2d(128, 64, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), "
-        "output_padding=(0, 0), groups=1, bias=True, dilation=(1, 1))")
-    assert "np.moveaxis(w, (-1, -2), (0, 1))" in out and "exact" in out
+        "torch.nn.ConvTranspose2d(in_channels=128, out_channels=64, kernel_size=(4, 4), stride=(2, 2), "
+        "padding=(1, 1), output_padding=(0, 0), groups=1, bias=True, dilation=(1, 1))")
+    assert "weight: keras (*k, C_out, C_in) -> torch (C_in, C_out/groups, *k)" in out and "exact" in out
     assert "n=16: keras (16-1)*2 + 4 - 1 - (1) = 32; torch 32" in out
     code, out = run(["convert", "--from", "torch", "--to", "keras",
                      "ConvTranspose2d(128, 64, 3, stride=2, padding=1, output_padding=1)"], capsys)
     assert "fixup per dimension (crop +, append -): ((1, 0), (1, 0))" in out
     assert cli.main(["convert", "--from", "onnx", "--to", "torch", "--in-channels", "1",
                      "--out-channels", "1", "ConvTranspose(kernel_shape=[3], auto_pad='SAME_UPPER')"]) == 2
-    assert "pass input_shape" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pass input_shape" in err and "(on the command line: --input-size)" in err
     assert cli.main(["convert", "--from", "torch", "--to", "keras", "not a call("]) == 2
 
 
@@ -184,3 +185,116 @@ def test_every_convert_example_in_the_help_runs(capsys):
     for line in lines:
         assert cli.main(shlex.split(line)[1:]) == 0, line
         assert capsys.readouterr().out.strip()
+
+
+# --------------------------------------------------------------------------- one value, every dimension
+
+
+def printed_output(out: str) -> np.ndarray:
+    """The ``Output y (shape)`` block that ``tconv explain`` prints last, as an array."""
+    head, body = out[out.index("Output y"):].split("\n", 1)
+    shape = tuple(int(v) for v in re.search(r"\(([\d, ]+)\)", head).group(1).split(","))
+    values = [float(v) for line in body.splitlines() if not line.strip().startswith("[")
+              for v in line.split()]
+    return np.array(values).reshape(shape)
+
+
+def _range(*shape):
+    return np.arange(1.0, np.prod(shape) + 1).reshape(shape)
+
+
+@pytest.mark.parametrize("args, x, w, kwargs", [
+    # the issue's example: it failed with "a weight of shape (3,)"
+    (["--input-size", "3x3", "--kernel-size", "3", "--stride", "2"], _range(3, 3), _range(3, 3),
+     dict(stride=2)),
+    (["--input-size", "4", "--kernel-size", "2,3", "--stride", "2", "--padding", "1x0",
+      "--output-padding", "1", "--dilation", "2"], _range(4, 4), _range(2, 3),
+     dict(stride=2, padding=(1, 0), output_padding=1, dilation=2)),
+    (["--input-size", "2", "--kernel-size", "2", "--stride", "1x2x1"], _range(2, 2, 2), _range(2, 2, 2),
+     dict(stride=(1, 2, 1))),
+    (["--input-size", "5", "--kernel-size", "3", "--stride", "2"], _range(5), _range(3), dict(stride=2)),
+    # a matrix (given or the default) is 2-d: the sizes follow it
+    (["--input", "1 2; 3 4", "--kernel-size", "3", "--stride", "2", "--padding", "1"],
+     np.array([[1.0, 2], [3, 4]]), _range(3, 3), dict(stride=2, padding=1)),
+    (["--kernel-size", "3", "--dilation", "2"], np.array([[0.0, 1], [2, 3]]), _range(3, 3),
+     dict(dilation=2)),
+])
+def test_explain_one_value_means_every_dimension(args, x, w, kwargs, capsys):
+    code, out = run(["explain", "--color", "never", "--views", "none", *args], capsys)
+    assert code == 0
+    expected = tconv.conv_transpose(x[None, None], w[None, None], **kwargs)[0]
+    got = printed_output(out)
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_shape_one_value_means_every_dimension(capsys):
+    from tconv.explainer import output_shape
+
+    code, out = run(["shape", "--input-size", "16", "--kernel-size", "4x3", "--stride", "2",
+                     "--padding", "1,0", "--dilation", "1"], capsys)
+    assert code == 0
+    size, forms = output_shape((16, 16), (4, 3), 2, (1, 0))
+    assert size == (32, 33) and f"output size {size[0]}x{size[1]}" in out
+    assert f"dim 1: {forms[1]}" in out
+    code, out = run(["shape", "--input-size", "8x8x8", "--kernel-size", "2", "--stride", "2"], capsys)
+    assert "output size 16x16x16" in out and "dim 2: (8-1)*2" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["shape", "--input-size", "4x4", "--kernel-size", "3x3x3"],
+     "--kernel-size has 3 values but --input-size has 2"),
+    (["shape", "--input-size", "4", "--kernel-size", "3", "--stride", "2x2", "--dilation", "1,1,1"],
+     "--dilation has 3 values but --stride has 2"),
+    (["explain", "--input", "1 2; 3 4", "--stride", "2x2x2"], "--stride has 3 values but --input is 2-d"),
+    (["explain", "--kernel-size", "2x2x2"],
+     "--kernel-size has 3 values but the default input (0 1; 2 3) is 2-d"),
+    (["overlap", "--kernel", "3x3", "--stride", "2x2x2"], "--stride has 3 values but --kernel has 2"),
+    (["solve", "--input", "4x4", "--output", "8x8x8"], "--output has 3 values but --input has 2"),
+    (["convert", "--from", "onnx", "--to", "torch", "--in-channels", "1", "--out-channels", "1",
+      "--input-size", "8x8x8", "ConvTranspose(kernel_shape=[3, 3], auto_pad='SAME_UPPER')"],
+     "--input-size has 3 values but the layer is 2-d"),
+])
+def test_mismatched_lengths_name_the_option(args, message, capsys):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "give one value (for every dimension) or one per dimension" in err
+
+
+def test_a_matrix_and_a_size_for_one_thing_is_an_error(capsys):
+    assert cli.main(["explain", "--input", "1 2; 3 4", "--input-size", "2"]) == 2
+    assert "give --input (a matrix) or --input-size, not both" in capsys.readouterr().err
+
+
+def test_overlap_and_solve_per_dimension(capsys):
+    code, out = run(["overlap", "--kernel", "3x4", "--stride", "2"], capsys)
+    assert code == 0
+    taps = "kernel taps per output position (position mod 2)"
+    assert f"dim 0: kernel 3, stride 2, dilation 1: {taps}: 2 1" in out
+    assert f"dim 1: kernel 4, stride 2, dilation 1: {taps}: 2 2" in out
+    assert "checkerboard" in out
+    code, out = run(["overlap", "--kernel", "4", "--stride", "2x4"], capsys)
+    assert "dim 1: kernel 4, stride 4" in out and out.rstrip().endswith("even coverage")
+    code, out = run(["solve", "--input", "16", "--output", "32x16", "--top", "1"], capsys)
+    assert code == 0
+    assert "dim 0: 10 ways to map 16 -> 32" in out
+    assert re.search(r"^dim 1: \d+ ways to map 16 -> 16", out, re.M)
+    code, out = run(["solve", "--input", "16", "--output", "32x32", "--top", "1"], capsys)
+    assert out.startswith("every dimension: 10 ways to map 16 -> 32")
+
+
+def test_convert_input_size_one_value_means_every_dimension(capsys):
+    layer = "ConvTranspose(kernel_shape=[3, 3], strides=[2, 2], auto_pad='SAME_UPPER')"
+    common = ["convert", "--from", "onnx", "--to", "torch", "--in-channels", "4", "--out-channels", "4",
+              layer]
+    code, one = run([*common, "--input-size", "7"], capsys)
+    assert code == 0
+    _, each = run([*common, "--input-size", "7x7"], capsys)
+    assert one == each
+    assert one.count("n=7: onnx (7-1)*2 + 3") == 2  # both dimensions know the size
+    # the kernel size of a jax call (its arguments do not hold it) broadcasts the same way
+    jax = ["convert", "--from", "jax", "--to", "torch", "--in-channels", "3", "--out-channels", "5",
+           "conv_transpose(strides=(2, 2), padding='SAME')"]
+    _, one = run([*jax, "--kernel-size", "4"], capsys)
+    _, each = run([*jax, "--kernel-size", "4x4"], capsys)
+    assert one == each and "kernel_size=(4, 4)" in one.splitlines()[0]

@@ -7,6 +7,7 @@ output and whether it matches what the seed printed (``make demo`` runs it).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -97,26 +98,67 @@ def parse_matrix(text: str) -> np.ndarray:
         raise argparse.ArgumentTypeError(f"not a number in {text!r}") from exc
 
 
-def parse_size(text: str) -> tuple[int, ...]:
-    """``"4x4"`` -> (4, 4)."""
+def _dims(text: str, what: str) -> tuple[int, ...]:
     try:
-        sizes = tuple(int(v) for v in text.lower().split("x"))
+        values = tuple(int(v) for v in re.split(r"[x,]", text.strip().lower()))
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"a size is like 4 or 4x4, got {text!r}") from exc
-    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"{what} is an int, or one int per dimension like 4x4 or 4,4, got {text!r}") from exc
+    return values
+
+
+def parse_size(text: str) -> tuple[int, ...]:
+    """``"4"`` -> (4,); ``"4x4"`` or ``"4,4"`` -> (4, 4); positive."""
+    sizes = _dims(text, "a size")
+    if min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
     return sizes
 
 
-def parse_ints(text: str):
-    """``"2"`` -> 2, ``"2,3"`` -> (2, 3); ``same``/``valid`` pass through."""
-    if text in ("same", "valid"):
-        return text
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"an int or ints separated by ',', got {text!r}") from exc
-    return values[0] if len(values) == 1 else values
+def parse_ints(text: str) -> tuple[int, ...]:
+    """``"2"`` -> (2,); ``"2,1"`` or ``"2x1"`` -> (2, 1)."""
+    return _dims(text, "a value")
+
+
+def parse_padding(text: str) -> tuple[int, ...] | str:
+    """As :func:`parse_ints`; ``same`` and ``valid`` pass through."""
+    return text if text in ("same", "valid") else _dims(text, "padding")
+
+
+PerDim = tuple[int, ...] | str | None
+
+
+def per_dimension(options: dict[str, PerDim], rank: int | None = None,
+                  rank_from: str = "") -> tuple[int, dict[str, PerDim]]:
+    """Resolve per-dimension command-line options to one spatial rank, as PyTorch's ``kernel_size=3``.
+
+    ``options`` maps an option's name to its values (``None``: not given; a string such as
+    ``'same'``: passed through). A single value stands for every dimension. The rank is ``rank``
+    when something else fixes it (an ``--input`` matrix, the layer; ``rank_from`` names it), else
+    the length of the options given as several values, else 1. Options given as several values
+    must all have that length: otherwise a ValueError naming the option.
+
+    >>> per_dimension({"--input-size": (3, 3), "--kernel-size": (3,), "--padding": "same"})
+    (2, {'--input-size': (3, 3), '--kernel-size': (3, 3), '--padding': 'same'})
+    >>> per_dimension({"--stride": (2,)}, rank=3, rank_from="--input")[1]
+    {'--stride': (2, 2, 2)}
+    >>> per_dimension({"--stride": (2, 1), "--dilation": (1, 1, 1)})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: --dilation has 3 values but --stride has 2: give one value (for every dimension) or ...
+    """
+    several = [(name, len(v)) for name, v in options.items() if isinstance(v, tuple) and len(v) > 1]
+    if rank is None:
+        rank, rank_from = (several[0][1], several[0][0]) if several else (1, "")
+        if several:
+            rank_from = f"{rank_from} has {rank}"
+    else:
+        rank_from = f"{rank_from} is {rank}-d"
+    for name, n in several:
+        if n != rank:
+            raise ValueError(f"{name} has {n} values but {rank_from}: give one value (for every "
+                             f"dimension) or one per dimension")
+    return rank, {name: v * rank if isinstance(v, tuple) and len(v) == 1 else v
+                  for name, v in options.items()}
 
 
 def _filled(size: tuple[int, ...], how: str) -> np.ndarray:
@@ -124,10 +166,11 @@ def _filled(size: tuple[int, ...], how: str) -> np.ndarray:
 
 
 def _geometry(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--stride", type=parse_ints, default=1, help="int or ints per dim (2 or 2,1)")
-    p.add_argument("--padding", type=parse_ints, default=0, help="int, ints per dim, same or valid")
-    p.add_argument("--output-padding", type=parse_ints, default=0, help="int or ints per dim")
-    p.add_argument("--dilation", type=parse_ints, default=1, help="int or ints per dim")
+    every = "an int for every dimension, or one per dimension (2x1 or 2,1)"
+    p.add_argument("--stride", type=parse_ints, default=(1,), help=f"{every}; default 1")
+    p.add_argument("--padding", type=parse_padding, default=(0,), help=f"{every}, same or valid; default 0")
+    p.add_argument("--output-padding", type=parse_ints, default=(0,), help=f"{every}; default 0")
+    p.add_argument("--dilation", type=parse_ints, default=(1,), help=f"{every}; default 1")
 
 
 EXPLAIN_EXAMPLES = """examples:
@@ -139,15 +182,33 @@ EXPLAIN_EXAMPLES = """examples:
 """
 
 
+def _geometry_of(options: dict[str, PerDim]) -> tuple:
+    """stride, padding, output_padding, dilation from resolved options."""
+    return tuple(options[k] for k in ("--stride", "--padding", "--output-padding", "--dilation"))
+
+
 def cmd_explain(args) -> int:
     from .explainer.steps import explain
     from .explainer.text import render
 
+    # an --input or --kernel matrix (or the default one) is 2-d and fixes the rank; sizes alone do not
+    fixed = []
+    for matrix, size, name in ((args.input, args.input_size, "input"),
+                               (args.kernel, args.kernel_size, "kernel")):
+        if matrix is not None and size is not None:
+            raise ValueError(f"explain: give --{name} (a matrix) or --{name}-size, not both")
+        if size is None:
+            fixed.append(f"--{name}" if matrix is not None else f"the default {name} (0 1; 2 3)")
+    _, o = per_dimension({"--input-size": args.input_size, "--kernel-size": args.kernel_size,
+                          "--stride": args.stride, "--padding": args.padding,
+                          "--output-padding": args.output_padding, "--dilation": args.dilation},
+                         2 if fixed else None, fixed[0] if fixed else "")
+    default = parse_matrix("0 1; 2 3")
     x = args.input if args.input is not None else (
-        _filled(args.input_size, args.values) if args.input_size else parse_matrix("0 1; 2 3"))
+        _filled(o["--input-size"], args.values) if args.input_size else default)
     w = args.kernel if args.kernel is not None else (
-        _filled(args.kernel_size, args.kernel_values) if args.kernel_size else parse_matrix("0 1; 2 3"))
-    e = explain(x, w, args.stride, args.padding, args.output_padding, args.dilation)
+        _filled(o["--kernel-size"], args.kernel_values) if args.kernel_size else default)
+    e = explain(x, w, *_geometry_of(o))
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     views = tuple(v.strip() for v in args.views.split(","))
     sys.stdout.write(render(e, views=views, color=color, max_steps=args.max_steps))
@@ -172,13 +233,17 @@ def cmd_explain(args) -> int:
 def cmd_shape(args) -> int:
     from .explainer.steps import output_shape, round_trip
 
-    size, forms = output_shape(args.input_size, args.kernel_size, args.stride, args.padding,
-                               args.output_padding, args.dilation)
+    _, o = per_dimension({"--input-size": args.input_size, "--kernel-size": args.kernel_size,
+                          "--stride": args.stride, "--padding": args.padding,
+                          "--output-padding": args.output_padding, "--dilation": args.dilation})
+    stride, padding, output_padding, dilation = _geometry_of(o)
+    kernel = o["--kernel-size"]
+    size, forms = output_shape(o["--input-size"], kernel, stride, padding, output_padding, dilation)
     print(f"output size {'x'.join(map(str, size))}")
     for i, f in enumerate(forms):
         print(f"  dim {i}: {f}")
-    if not isinstance(args.padding, str):
-        r = round_trip(size, args.kernel_size, args.stride, args.padding, args.dilation)
+    if not isinstance(padding, str):
+        r = round_trip(size, kernel, stride, padding, dilation)
         print(f"a Conv with these arguments maps {'x'.join(map(str, size))} back to "
               f"{'x'.join(map(str, r.conv_output))}")
         for i, c in enumerate(r.collisions):
@@ -191,29 +256,42 @@ def cmd_shape(args) -> int:
 def cmd_solve(args) -> int:
     from .explainer.steps import solve
 
-    found = solve(args.input, args.output, args.max_kernel, args.max_stride, args.max_padding,
-                  args.max_dilation)
-    if not found:
-        print(f"no (kernel, stride, padding, output_padding, dilation) within the bounds maps "
-              f"{args.input} -> {args.output}")
-        return 1
-    print(f"{len(found)} ways to map {args.input} -> {args.output}, even kernel coverage first:")
-    print("  kernel stride padding output_padding dilation  coverage")
-    for s in found[: args.top]:
-        print(f"  {s.kernel:6} {s.stride:6} {s.padding:7} {s.output_padding:14} {s.dilation:8}  "
-              f"{'even' if s.even else 'uneven (checkerboard)'}")
-    return 0
+    rank, o = per_dimension({"--input": args.input, "--output": args.output})
+    # dimensions asking the same question share one answer
+    dims: dict[tuple[int, int], list[int]] = {}
+    for i, pair in enumerate(zip(o["--input"], o["--output"])):
+        dims.setdefault(pair, []).append(i)
+    missing = 0
+    for (n_in, n_out), which in dims.items():
+        where = "" if rank == 1 else (
+            "every dimension: " if len(which) == rank else f"dim {', '.join(map(str, which))}: ")
+        found = solve(n_in, n_out, args.max_kernel, args.max_stride, args.max_padding, args.max_dilation)
+        if not found:
+            missing += 1
+            print(f"{where}no (kernel, stride, padding, output_padding, dilation) within the bounds "
+                  f"maps {n_in} -> {n_out}")
+            continue
+        print(f"{where}{len(found)} ways to map {n_in} -> {n_out}, even kernel coverage first:")
+        print("  kernel stride padding output_padding dilation  coverage")
+        for sol in found[: args.top]:
+            print(f"  {sol.kernel:6} {sol.stride:6} {sol.padding:7} {sol.output_padding:14} "
+                  f"{sol.dilation:8}  {'even' if sol.even else 'uneven (checkerboard)'}")
+    return 1 if missing else 0
 
 
 def cmd_overlap(args) -> int:
-    from .explainer.steps import overlap
-
-    o = overlap(args.kernel, args.stride, args.dilation)
     import textwrap
 
-    print(f"kernel {args.kernel}, stride {args.stride}, dilation {args.dilation}: kernel taps per "
-          f"output position (position mod {args.stride}): {' '.join(map(str, o.counts))}")
-    print("even coverage" if o.even else textwrap.fill(
+    from .explainer.steps import overlap
+
+    rank, o = per_dimension({"--kernel": args.kernel, "--stride": args.stride, "--dilation": args.dilation})
+    uneven = False
+    for i, (k, s_, d) in enumerate(zip(o["--kernel"], o["--stride"], o["--dilation"])):
+        ov = overlap(k, s_, d)
+        uneven |= not ov.even
+        print(f"{'' if rank == 1 else f'dim {i}: '}kernel {k}, stride {s_}, dilation {d}: kernel taps "
+              f"per output position (position mod {s_}): {' '.join(map(str, ov.counts))}")
+    print("even coverage" if not uneven else textwrap.fill(
           "uneven coverage: neighbouring outputs get different numbers of taps, the source of "
           "checkerboard artifacts (Odena et al., Distill 2016); use a kernel divisible by the "
           "stride", 80))
@@ -264,9 +342,9 @@ _CONVERT_SOURCES = {
     "tconv": ("\"ConvTranspose1d(16, 8, 4, stride=2, padding=((1, 2),))\"", ""),
     "keras": ("\"Conv2DTranspose(64, 4, strides=2, padding='same')\"", " --in-channels 128"),
     "onnx": ("\"ConvTranspose(kernel_shape=[3, 3], strides=[2, 2], auto_pad='SAME_UPPER')\"",
-             " --in-channels 4 --out-channels 4 --input-size 8x8"),
-    "jax": ("\"conv_transpose(kernel_size=(4,), strides=(2,), padding='SAME')\"",
-            " --in-channels 3 --out-channels 5"),
+             " --in-channels 4 --out-channels 4 --input-size 8"),
+    "jax": ("\"conv_transpose(strides=(2,), padding='SAME')\"",
+            " --kernel-size 4 --in-channels 3 --out-channels 5"),
 }
 CONVERT_EXAMPLES = "examples (every pair):\n" + "\n".join(
     f"  tconv convert --from {s} --to {t} {layer}{extra}"
@@ -285,7 +363,6 @@ _SIGNATURES["tconv"] = _SIGNATURES["torch"]
 def parse_layer(text: str, framework: str) -> tuple[dict, int | None]:
     """``"Conv2DTranspose(64, 4, strides=2)"`` -> ``({"filters": 64, ...}, 2)``."""
     import ast
-    import re
 
     try:
         call = ast.parse(text.strip(), mode="eval").body
@@ -305,22 +382,73 @@ def parse_layer(text: str, framework: str) -> tuple[dict, int | None]:
     return kwargs, int(rank.group(1)) if rank else None
 
 
+#: Arguments given one value per dimension, in every framework's names (padding is left out: its
+#: pairs and ONNX's pads are not one value a dimension).
+_PER_DIMENSION_ARGS = ("kernel_size", "kernel_shape", "stride", "strides", "dilation", "dilations",
+                       "dilation_rate", "rhs_dilation", "output_padding")
+
+
+def _layer_rank(params: dict) -> int | None:
+    """The layer's spatial rank from an argument given as a sequence (or jax's dimension numbers)."""
+    for key in _PER_DIMENSION_ARGS:
+        if isinstance(params.get(key), (tuple, list)):
+            return len(params[key])
+    if params.get("dimension_numbers"):
+        return len(params["dimension_numbers"][0]) - 2
+    return None
+
+
+def _weight_shape(source: str, params: dict, kernel: tuple[int, ...], c_in: int, c_out: int) -> tuple:
+    """The weight's shape in the source's own layout, from the channel counts and kernel size."""
+    if source in ("torch", "tconv", "onnx"):
+        groups = params.get("group" if source == "onnx" else "groups", 1)
+        return (c_in, c_out // groups, *kernel)
+    if source == "keras":
+        return (*kernel, c_out, c_in)
+    # jax: the kernel's letters; 'O' holds the input channels with transpose_kernel=True, else 'I'
+    rank = len(kernel)
+    rhs = (params.get("dimension_numbers") or (None, "HWD"[:rank] + "IO"))[1]
+    spatial = [c for c in rhs if c not in "OI"]
+    inward = "O" if params.get("transpose_kernel", False) else "I"
+    return tuple(c_in if c == inward else c_out if c in "OI" else kernel[spatial.index(c)] for c in rhs)
+
+
 def cmd_convert(args) -> int:
     from .interop.convert import convert
 
-    params, rank = parse_layer(args.layer, args.source)
-    if rank is not None:
-        params.setdefault("rank", rank)
-    for key, value in (("in_channels", args.in_channels), ("out_channels", args.out_channels)):
-        if value is not None:
-            params.setdefault(key, value)
-    if args.source == "keras":
-        params.setdefault("in_channels", args.in_channels or 1)
-    input_shape = None
-    if args.input_size:
-        input_shape = tuple(args.input_size)  # spatial sizes alone
-        params.setdefault("rank", len(args.input_size))
-    c = convert(params, args.source, args.target, input_shape=input_shape)
+    params, named_rank = parse_layer(args.layer, args.source)
+    if args.source in ("torch", "tconv"):  # their own arguments
+        for key, value in (("in_channels", args.in_channels), ("out_channels", args.out_channels)):
+            if value is not None:
+                params.setdefault(key, value)
+    c_in = params.get("in_channels", args.in_channels)
+    c_out = params.get("out_channels", params.get("filters", args.out_channels))
+    known = named_rank if named_rank is not None else _layer_rank(params)
+    kernel_arg = params.get("kernel_size", params.get("kernel_shape"))
+    if kernel_arg is not None and args.kernel_size is not None:
+        raise ValueError("convert: the layer's call gives the kernel size: leave out --kernel-size")
+    kernel = (tuple(kernel_arg) if isinstance(kernel_arg, (tuple, list))
+              else None if kernel_arg is None else (int(kernel_arg),))
+    rank, o = per_dimension({"--input-size": args.input_size, "--kernel-size": args.kernel_size or kernel},
+                            known, "the layer")
+    if known is None and not any(isinstance(v, tuple) and len(v) > 1 for v in o.values()):
+        raise ValueError("convert: the layer's rank is not known: name it (ConvTranspose2d, "
+                         "Conv2DTranspose), give a per-dimension argument as a tuple, or --input-size 8x8")
+    kernel = o["--kernel-size"]
+    missing = [flag for flag, v in (("--in-channels", c_in), ("--out-channels", c_out),
+                                    ("--kernel-size", kernel)) if v is None]
+    if missing:
+        what = ", ".join(m[2:].replace("-", " ") for m in missing)
+        raise ValueError(f"convert: the {args.source} layer's call does not say its {what}: give "
+                         f"{' and '.join(missing)}")
+    weight_shape = _weight_shape(args.source, params, kernel, c_in, c_out)
+    try:
+        c = convert(params, args.source, args.target, input_shape=o["--input-size"],
+                    weight_shape=weight_shape)
+    except ValueError as exc:
+        if "input_shape" in str(exc) and args.input_size is None:
+            raise ValueError(f"{exc} (on the command line: --input-size)") from exc
+        raise
     print(c.explain())
     return 0
 
@@ -353,11 +481,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     "ways: scatter, zero-insertion, matrix.",
                         epilog=EXPLAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     ex.add_argument("--input", type=parse_matrix, help='a matrix, e.g. "0 1; 2 3" (the default)')
-    ex.add_argument("--input-size", type=parse_size, help="or a size, e.g. 4x4")
+    ex.add_argument("--input-size", type=parse_size, help="or a size, e.g. 4x4 (or 4: for every dimension)")
     ex.add_argument("--values", choices=["range", "ones"], default="range",
                     help="input values for --input-size: 1..n (range) or ones")
     ex.add_argument("--kernel", type=parse_matrix, help='a matrix, e.g. "0 1; 2 3" (the default)')
-    ex.add_argument("--kernel-size", type=parse_size, help="or a size, e.g. 3x3")
+    ex.add_argument("--kernel-size", type=parse_size, help="or a size, e.g. 3x3 (or 3: for every dimension)")
     ex.add_argument("--kernel-values", choices=["range", "ones"], default="range")
     _geometry(ex)
     ex.add_argument("--views", default="scatter,zero,matrix", help="which views to print")
@@ -369,13 +497,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sh = sub.add_parser("shape", help="output size of a transposed convolution, formula filled in",
                         epilog="example: tconv shape --input-size 16x16 --kernel-size 4 --stride 2 "
                                "--padding 1")
-    sh.add_argument("--input-size", type=parse_size, required=True)
-    sh.add_argument("--kernel-size", type=parse_ints, required=True)
+    sh.add_argument("--input-size", type=parse_size, required=True, help="e.g. 16x16, or 16")
+    sh.add_argument("--kernel-size", type=parse_size, required=True, help="e.g. 4 (every dimension) or 4x3")
     _geometry(sh)
     so = sub.add_parser("solve", help="every (kernel, stride, padding, ...) mapping a size to another",
                         epilog="example: tconv solve --input 16 --output 32")
-    so.add_argument("--input", type=int, required=True)
-    so.add_argument("--output", type=int, required=True)
+    so.add_argument("--input", type=parse_size, required=True, help="input size, e.g. 16 or 16x8")
+    so.add_argument("--output", type=parse_size, required=True, help="output size, e.g. 32 or 32x16")
     so.add_argument("--max-kernel", type=int, default=7)
     so.add_argument("--max-stride", type=int, default=4)
     so.add_argument("--max-padding", type=int, default=3)
@@ -392,13 +520,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv.add_argument("layer", help="the source layer as a call, e.g. \"Conv2DTranspose(64, 4)\"")
     cv.add_argument("--in-channels", type=int, help="where the source's call does not say it")
     cv.add_argument("--out-channels", type=int, help="where the source's call does not say it")
+    cv.add_argument("--kernel-size", type=parse_size,
+                    help="where the source's call does not say it (jax): 4, or 4x3 per dimension")
     cv.add_argument("--input-size", type=parse_size,
-                    help="spatial input size, needed by ONNX auto_pad/output_shape")
+                    help="spatial input size (8x8, or 8 for every dimension), needed by ONNX "
+                         "auto_pad/output_shape")
     ov = sub.add_parser("overlap", help="kernel taps per output position: checkerboard or not",
                         epilog="example: tconv overlap --kernel 3 --stride 2")
-    ov.add_argument("--kernel", type=int, required=True)
-    ov.add_argument("--stride", type=int, required=True)
-    ov.add_argument("--dilation", type=int, default=1)
+    ov.add_argument("--kernel", type=parse_size, required=True, help="e.g. 3, or 3x4 per dimension")
+    ov.add_argument("--stride", type=parse_size, required=True, help="e.g. 2, or 2x1 per dimension")
+    ov.add_argument("--dilation", type=parse_size, default=(1,), help="default 1")
     args = parser.parse_args(argv)
     handlers = {"explain": cmd_explain, "shape": cmd_shape, "solve": cmd_solve, "overlap": cmd_overlap,
                 "convert": cmd_convert}
