@@ -111,6 +111,27 @@ def scatter(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None =
     return _finish(spec, core, b)
 
 
+def insert_zeros(x: np.ndarray, stride: tuple[int, ...]) -> np.ndarray:
+    """``s-1`` zeros between neighbouring elements along the last ``len(stride)`` axes:
+    ``(..., *n)`` -> ``(..., *((n-1)*s + 1))``.
+
+    >>> insert_zeros(np.array([1., 2., 3.]), (2,))
+    array([1., 0., 2., 0., 3.])
+    """
+    rank = len(stride)
+    out = np.zeros((*x.shape[:-rank], *((n - 1) * s + 1 for n, s in zip(x.shape[-rank:], stride))),
+                   dtype=x.dtype)
+    out[(Ellipsis, *(slice(None, None, s) for s in stride))] = x
+    return out
+
+
+def zero_insertion_border(spec: ConvSpec) -> tuple[tuple[int, int], ...]:
+    """The border around the zero-inserted image, per dimension: ``d*(k-1) - crop`` on each side
+    (``spec.core_crop``; negative: a crop of the image)."""
+    return tuple((d * (k - 1) - cb, d * (k - 1) - ca)
+                 for k, d, (cb, ca) in zip(spec.kernel, spec.dilation, spec.core_crop))
+
+
 def zero_insertion(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Insert ``s-1`` zeros between inputs, pad by ``d*(k-1) - padding``, correlate with the flipped kernel.
 
@@ -119,23 +140,13 @@ def zero_insertion(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray |
     correlated at stride 1 with the kernel flipped in every spatial dimension -> ``(N, G*Cl, *L)``.
     """
     rank = spec.rank
-    image_size = tuple(
-        (n - 1) * s + 1 + 2 * d * (k - 1) - cb - ca
-        for n, s, k, d, (cb, ca) in zip(spec.small, spec.stride, spec.kernel, spec.dilation,
-                                       spec.core_crop)
-    )
+    border = zero_insertion_border(spec)
+    image_size = tuple((n - 1) * s + 1 + b + a for n, s, (b, a) in zip(spec.small, spec.stride, border))
     check_bytes("algorithm='zero_insertion'", "the zero-inserted image",
                 2 * x.shape[0] * x.shape[1] * prod(image_size) * spec.dtype.itemsize, share=0.5)
     # 1. the "processing image": stride-1 zeros between input elements
-    dilated = np.zeros(
-        (*x.shape[:2], *((n - 1) * s + 1 for n, s in zip(spec.small, spec.stride))), dtype=spec.dtype
-    )
-    dilated[(Ellipsis, *(slice(None, None, s) for s in spec.stride))] = x
+    dilated = insert_zeros(x, spec.stride)
     # 2. border of d*(k-1) - crop on each side (output_padding is a smaller crop after)
-    border = tuple(
-        (d * (k - 1) - cb, d * (k - 1) - ca)
-        for k, d, (cb, ca) in zip(spec.kernel, spec.dilation, spec.core_crop)
-    )
     image = _grouped(spec, pad_or_crop(dilated, border), spec.small_channels)
     # 3. correlate with the flipped kernel: out[j] = sum_t image[j + t*d] * w[k-1-t]
     flipped = _grouped_weight(spec, w)[(Ellipsis, *(slice(None, None, -1),) * rank)]

@@ -193,15 +193,12 @@ def explain(
             running[(slice(g * Cl, (g + 1) * Cl), *box)] += prod_
             steps.append(ScatterStep(c, tuple(index), value, origin, prod_, (g * Cl, (g + 1) * Cl),
                                      running.copy()))
-    crop = tuple((b, a - o) for (b, a), o in zip(spec.pads, ops))
+    crop = spec.core_crop  # explain() is zeros mode: the crop of the output itself
 
     # the zero-insertion view, by the zero_insertion algorithm's own steps
-    dil = np.zeros((spec.small_channels, *((n - 1) * s + 1 for n, s in zip(spec.small, spec.stride))))
-    dil[(slice(None), *(slice(None, None, s) for s in spec.stride))] = x
-    mask = np.zeros(dil.shape, bool)
-    mask[(slice(None), *(slice(None, None, s) for s in spec.stride))] = True
-    border = tuple((d * (k - 1) - b, d * (k - 1) - a)
-                   for k, d, (b, a) in zip(spec.kernel, spec.dilation, crop))
+    dil = algorithms.insert_zeros(x, spec.stride)
+    mask = algorithms.insert_zeros(np.ones(x.shape, bool), spec.stride)
+    border = algorithms.zero_insertion_border(spec)
     from ..core.padding import pad_or_crop
 
     image = pad_or_crop(dil, border)
