@@ -3,8 +3,13 @@
 A person sets input size, kernel size, stride, padding, output_padding and dilation, and steps through
 the scatter view one input element at a time; the page shows the size formula, the running sum with
 the landing region shaded and the crop, and the output. It starts from an :class:`Explanation`'s
-input and kernel (values embedded); other sizes use the values 1..n. The page's arithmetic is the
-scatter definition in JavaScript; the tests check its numbers against tconv's.
+input and kernel (values embedded); other sizes use the values 1..n.
+
+The page's arithmetic — the output-size formula, the output_padding rule and the scatter itself — is
+tconv's one deliberate second implementation of those rules, in JavaScript: the page works offline
+from disk, with no Python behind it, so it cannot call :mod:`tconv.core.shapes`. The tests keep the
+two in step by changing the page's controls in headless Chromium and checking its numbers (and its
+refusals) against tconv's.
 
 For tests and links, the URL fragment can set controls as a person would (each is set and its
 ``input`` event fired): ``page.html#stride=2&padding=1&step=3``.
