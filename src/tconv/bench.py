@@ -4,7 +4,10 @@ For every layer of the suite (:data:`DEFAULT_LAYERS`, shipped as ``tconv/data/be
 layers.json``: name, N, C_in, C_out, spatial, kernel, stride, padding, output_padding, groups,
 dilation) the same float32 inputs go through tconv (``auto``), PyTorch's ``conv_transpose{1,2,3}d``
 and a one-node ONNX ``ConvTranspose`` model in ONNX Runtime, every system with the same number of
-threads. Each time is the median of repeated runs after a warm-up; the results are checked to agree.
+threads (tconv's own count, :func:`tconv.set_num_threads`, for its workers, BLAS and numba loops;
+``torch.set_num_threads``; ONNX Runtime's intra-op threads; NumPy's BLAS through threadpoolctl),
+printed and written with the results. Each time is the median of repeated runs after a warm-up; the
+results are checked to agree.
 Reported per layer: milliseconds per system, the ratio ``best peer / tconv`` (above 1: tconv is
 faster), tconv's GFLOP/s (``2*N*C_in*(C_out/groups)*prod(k)* prod(in)``) next to the machine's
 measured sgemm peak, and tconv's peak extra memory in units of ``input + output`` bytes. A backward
@@ -30,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.functional import conv_transpose, conv_transpose_backward
+from .engine.threads import num_threads
 
 #: The published layer suite, shipped inside the package (``tconv/data/benchmark-layers.json``).
 DEFAULT_LAYERS = Path(__file__).resolve().parent / "data" / "benchmark-layers.json"
@@ -97,13 +101,16 @@ def timeit(fn, min_runs: int = 5, min_seconds: float = 1.0, warmup: int = 2) -> 
     return statistics.median(times)
 
 
-def sgemm_peak(threads: int) -> float:
-    """The machine's measured float32 GEMM rate (GFLOP/s) through NumPy's BLAS, best of sizes."""
+def sgemm_peak(threads: int, min_runs: int = 5, min_seconds: float = 0.5) -> float:
+    """The machine's measured float32 GEMM rate (GFLOP/s) through NumPy's BLAS, best of sizes.
+
+    BLAS runs with the threads it is given by the caller (:func:`run` limits it to ``threads``).
+    """
     best = 0.0
     for n in (1024, 2048):
         a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
         b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
-        seconds = timeit(lambda a=a, b=b: a @ b, min_runs=5, min_seconds=0.5)
+        seconds = timeit(lambda a=a, b=b: a @ b, min_runs=min_runs, min_seconds=min_seconds)
         best = max(best, 2 * n**3 / seconds / 1e9)
     return best
 
@@ -177,14 +184,53 @@ def _fmt(v, spec=".2f"):
     return "—" if v is None else format(v, spec)
 
 
+def threads_line(threads: int) -> str:
+    """What :func:`run` prints and writes about threads."""
+    return (f"threads: {threads} for every system (tconv's workers, BLAS and numba loops; PyTorch; "
+            f"ONNX Runtime; NumPy's BLAS)")
+
+
 def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backward: bool = True,
-        out=sys.stdout) -> dict:
-    """Run the suite; print progress and tables; return everything as a dict."""
+        out=None, min_runs: int = 5) -> dict:
+    """Run the suite with ``threads`` threads for every system; print progress and tables; return
+    everything as a dict. Each time is the median of at least ``min_runs`` runs and ``min_seconds``.
+
+    tconv's thread count, NumPy's BLAS and PyTorch's count are given back afterwards. ``out``: where
+    to print (default: ``sys.stdout`` at the time of the call).
+    """
+    from threadpoolctl import threadpool_limits
+
+    out = out or sys.stdout
+
+    for name, value, low in (("threads", threads, 1), ("min_runs", min_runs, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"bench: {name} must be a positive int, got {value!r}")
+    torch_threads = _torch_threads()
+    try:
+        with num_threads(threads), threadpool_limits(threads):
+            print(threads_line(threads), file=out, flush=True)
+            return _run(layers, threads, min_seconds, backward, out, min_runs)
+    finally:
+        if torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(torch_threads)
+
+
+def _torch_threads() -> int | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.get_num_threads()
+
+
+def _run(layers, threads, min_seconds, backward, out, min_runs) -> dict:
     from .core.spec import transposed_spec
     from .engine import algorithms
 
-    peak = sgemm_peak(threads)
-    print(f"sgemm peak (NumPy BLAS, {threads} threads): {peak:.1f} GFLOP/s", file=out)
+    peak = sgemm_peak(threads, min_runs, min(0.5, min_seconds))
+    print(f"sgemm peak (NumPy BLAS, {threads} thread{'s' * (threads != 1)}): {peak:.1f} GFLOP/s", file=out)
     rows: list[Row] = []
     back: list[dict] = []
     for layer in layers:
@@ -197,7 +243,7 @@ def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backwar
                 runners[name] = make(layer, x, w, b, threads)
             except ImportError:
                 runners[name] = None
-        times = {"tconv": timeit(ours, min_seconds=min_seconds)}
+        times = {"tconv": timeit(ours, min_runs, min_seconds)}
         error = 0.0
         scale = float(np.abs(y).max()) or 1.0
         for name, fn in runners.items():
@@ -206,7 +252,7 @@ def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backwar
                 continue
             ref = fn()
             error = max(error, float(np.abs(ref - y).max()) / scale)
-            times[name] = timeit(fn, min_seconds=min_seconds)
+            times[name] = timeit(fn, min_runs, min_seconds)
         peers = [t for k, t in times.items() if k != "tconv" and t is not None]
         ratio = min(peers) / times["tconv"] if peers else None
         memory = peak_extra_memory(ours) / (x.nbytes + y.nbytes)
@@ -221,12 +267,14 @@ def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backwar
               f"  ort {_fmt(row.ort_ms, '9.2f')} ms  ratio {_fmt(ratio)}  [{row.algorithm}]"
               f"  err {error:.1e}", file=out, flush=True)
         if backward and runners["torch"] is not None:
-            back.append(_backward_row(layer, x, w, b, threads, min_seconds, out))
+            back.append(_backward_row(layer, x, w, b, threads, min_runs, min_seconds, out))
     ratios = [r.ratio for r in rows if r.ratio]
     result = {
         "machine": _machine(threads),
         "sgemm_peak_gflops": peak,
         "threads": threads,
+        "min_runs": min_runs,
+        "min_seconds": min_seconds,
         "rows": [asdict(r) for r in rows],
         "geomean_ratio": math.exp(statistics.fmean(map(math.log, ratios))) if ratios else None,
         "min_ratio": min(ratios) if ratios else None,
@@ -239,7 +287,7 @@ def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backwar
     return result
 
 
-def _backward_row(layer, x, w, b, threads, min_seconds, out) -> dict:
+def _backward_row(layer, x, w, b, threads, min_runs, min_seconds, out) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -257,8 +305,8 @@ def _backward_row(layer, x, w, b, threads, min_seconds, out) -> dict:
     mine, ref = ours(), theirs()
     error = max(float(np.abs(a - r.numpy()).max() / (np.abs(r.numpy()).max() or 1))
                 for a, r in zip(mine, ref))
-    t_ours = timeit(ours, min_seconds=min_seconds)
-    t_torch = timeit(theirs, min_seconds=min_seconds)
+    t_ours = timeit(ours, min_runs, min_seconds)
+    t_torch = timeit(theirs, min_runs, min_seconds)
     row = {"name": layer.name, "tconv_ms": t_ours * 1e3, "torch_ms": t_torch * 1e3,
            "ratio": t_torch / t_ours, "max_error": error}
     print(f"  {layer.name:<12} backward: tconv {t_ours * 1e3:9.2f} ms  torch autograd "
@@ -284,7 +332,7 @@ def markdown(result: dict) -> str:
     """The result tables as Markdown."""
     m = result["machine"]
     lines = [
-        f"Machine: {m['cpu']}, {m['cores']} cores, {result['threads']} threads per system; "
+        f"Machine: {m['cpu']}, {m['cores']} cores; {threads_line(result['threads'])}; "
         f"NumPy {m['numpy']}; sgemm peak {result['sgemm_peak_gflops']:.1f} GFLOP/s.",
         "",
         "| layer | GFLOP | tconv ms | torch ms | ORT ms | best peer / tconv | tconv GFLOP/s | % sgemm peak "
@@ -307,16 +355,12 @@ def markdown(result: dict) -> str:
 
 
 def main(args) -> int:
-    try:  # every system gets the same number of threads, NumPy's BLAS included
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(args.threads)
-    except ImportError:
-        pass
+    """``tconv bench``: the suite (or ``--layers``, ``--only``) with ``--threads`` for every system."""
     layers = load_layers(args.layers)
     if args.only:
         layers = [layer for layer in layers if layer.name in args.only.split(",")]
-    result = run(layers, threads=args.threads, min_seconds=args.seconds, backward=not args.no_backward)
+    result = run(layers, threads=args.threads, min_seconds=args.seconds, backward=not args.no_backward,
+                 min_runs=args.runs)
     if args.output:
         base = Path(args.output)
         base.parent.mkdir(parents=True, exist_ok=True)

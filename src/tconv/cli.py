@@ -453,6 +453,12 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from . import bench
+
+    return bench.main(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tconv",
@@ -474,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--threads", type=int, default=2, help="threads for every system (default 2)")
     bench.add_argument("--seconds", type=float, default=1.0,
                        help="minimum timing per system and layer (default 1)")
+    bench.add_argument("--runs", type=int, default=5, help="minimum timed runs per system and layer "
+                                                          "(default 5), after two warm-up runs")
     bench.add_argument("--no-backward", action="store_true", help="skip the backward table")
     bench.add_argument("--output", help="write OUTPUT.md and OUTPUT.json")
     ex = sub.add_parser("explain", help="explain a transposed convolution step by step",
@@ -532,7 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ov.add_argument("--dilation", type=parse_size, default=(1,), help="default 1")
     args = parser.parse_args(argv)
     handlers = {"explain": cmd_explain, "shape": cmd_shape, "solve": cmd_solve, "overlap": cmd_overlap,
-                "convert": cmd_convert}
+                "convert": cmd_convert, "bench": cmd_bench}
     if args.command in handlers:
         try:
             return handlers[args.command](args)
@@ -543,10 +551,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if tour() else 0
     if args.command == "demo":
         return demo(args.out)
-    if args.command == "bench":
-        from . import bench as bench_module
-
-        return bench_module.main(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
