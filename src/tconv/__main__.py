@@ -1,0 +1,7 @@
+"""``python -m tconv``: the ``tconv`` command (:mod:`tconv.cli`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
