@@ -180,8 +180,8 @@ class Row:
     algorithm: str
 
 
-def _fmt(v, spec=".2f"):
-    return "—" if v is None else format(v, spec)
+def _fmt(v, spec=".2f", unit=""):
+    return "—" if v is None else format(v, spec) + unit
 
 
 def threads_line(threads: int) -> str:
@@ -342,10 +342,10 @@ def markdown(result: dict) -> str:
     for r in result["rows"]:
         lines.append(
             f"| {r['name']} | {r['gflop']:.3f} | {r['tconv_ms']:.2f} | {_fmt(r['torch_ms'])} | "
-            f"{_fmt(r['ort_ms'])} | {_fmt(r['ratio'])}x | {r['gflops']:.1f} | "
+            f"{_fmt(r['ort_ms'])} | {_fmt(r['ratio'], unit='x')} | {r['gflops']:.1f} | "
             f"{100 * r['peak_fraction']:.0f} % | {r['memory']:.2f} | {r['algorithm']} |")
-    lines.append(f"| **geometric mean** | | | | | **{_fmt(result['geomean_ratio'])}x** "
-                 f"(min {_fmt(result['min_ratio'])}x) | | | | |")
+    lines.append(f"| **geometric mean** | | | | | **{_fmt(result['geomean_ratio'], unit='x')}** "
+                 f"(min {_fmt(result['min_ratio'], unit='x')}) | | | | |")
     if result["backward"]:
         lines += ["", "| backward | tconv ms | torch autograd ms | torch / tconv |", "|---|---:|---:|---:|"]
         for r in result["backward"]:
