@@ -7,6 +7,8 @@ workers (and so the channel and sample splits) on every problem.
 from __future__ import annotations
 
 import contextlib
+import functools
+from math import prod
 
 import numpy as np
 import pytest
@@ -25,7 +27,8 @@ def chunked(chunk_bytes):
     saved = engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK
     engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK = chunk_bytes, 0
     try:
-        yield
+        with tconv.num_threads(2):  # whatever the machine's default
+            yield
     finally:
         engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK = saved
 
@@ -141,14 +144,114 @@ def test_backward_and_conv_match_torch(cfg, chunk):
 
 
 def test_split_never_shares_a_sample_or_channel():
-    chunks = [(n, 1, (0, 0, r), (1, 1, 2), None) for n in range(3) for r in (0, 2)]
-    shares = engine._split(chunks, 8, work=1 << 40)
-    owners = {}
-    for w, (mine, lo, hi) in enumerate(shares):
-        assert (lo, hi) == (0, 8)
-        for c in mine:
-            owners.setdefault(c[0], set()).add(w)
-    assert all(len(v) == 1 for v in owners.values()) and len(owners) == 3
-    single = engine._split(chunks[:2], 8, work=1 << 40)
-    assert [(lo, hi) for _, lo, hi in single] == [(0, 4), (4, 8)]
-    assert engine._split(chunks, 8, work=1) == [(chunks, 0, 8)]
+    """Two workers (the count fixed here, whatever the machine's default)."""
+    with tconv.num_threads(2):
+        chunks = [(n, 1, (0, 0, r), (1, 1, 2), None) for n in range(3) for r in (0, 2)]
+        shares = engine._split(chunks, 8, work=1 << 40)
+        owners = {}
+        for w, (mine, lo, hi) in enumerate(shares):
+            assert (lo, hi) == (0, 8)
+            for c in mine:
+                owners.setdefault(c[0], set()).add(w)
+        assert all(len(v) == 1 for v in owners.values()) and len(owners) == 3
+        single = engine._split(chunks[:2], 8, work=1 << 40)
+        assert [(lo, hi) for _, lo, hi in single] == [(0, 4), (4, 8)]
+        assert engine._split(chunks, 8, work=1) == [(chunks, 0, 8)]
+
+
+# --------------------------------------------------------------------------- odd layouts, real sizes
+# gemm and direct on the caller's arrays as they come: Fortran-ordered, strided, negative strides,
+# channels-last memory, read-only. The problems are large enough for the real paths (no patched
+# thresholds): several chunks of fast.GEMM_CHUNK_BYTES and, where the work passes
+# fast.PARALLEL_MIN_WORK, both workers.
+
+#: name: (input shape, weight shape, dtype, stride, padding, output_padding, groups, dilation, workers)
+PROBLEMS = {
+    # plane by plane; two samples, one per worker; each sample in two row bands
+    "2d_planes_samples": ((2, 8, 64, 64), (8, 16, 4, 4), np.float64, 2, 1, 0, 1, 1, 2),
+    # channels-last adding (16+ output channels, rows under 20); one sample, split by channels
+    "3d_channels_last": ((1, 16, 10, 12, 12), (16, 32, 3, 3, 3), np.float32, 2, 1, 1, 1, 1, 2),
+    # grouped, dilated, 1-d; one worker (under PARALLEL_MIN_WORK), two chunks of samples
+    "1d_groups": ((4, 8, 10000), (8, 2, 7), np.float64, 3, 2, 1, 4, 2, 1),
+    # a 1x1 input: the output is one product, no adding
+    "2d_single_pixel": ((64, 32, 1, 1), (32, 16, 4, 4), np.float32, 1, 0, 0, 1, 1, 1),
+}
+
+
+def _strided(a):
+    """The same values in a view that skips every other element of every axis."""
+    big = np.zeros(tuple(2 * n for n in a.shape), a.dtype)
+    view = big[(slice(None, None, 2),) * a.ndim]
+    view[...] = a
+    return view
+
+
+def _negative(a):
+    """The same values in a view with a negative stride on every axis."""
+    return np.flip(np.flip(a).copy())
+
+
+def _channels_last(a):
+    """The same values with the channel axis innermost in memory (the bias is left as it is)."""
+    return np.moveaxis(np.moveaxis(a, 1, -1).copy(), -1, 1) if a.ndim > 2 else a
+
+
+def _readonly(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+LAYOUTS = {
+    "fortran": np.asfortranarray,
+    "strided": _strided,
+    "negative": _negative,
+    "channels_last": _channels_last,
+    "readonly": _readonly,
+}
+
+
+@functools.cache
+def _problem(name):
+    """The arrays (contiguous) and PyTorch's output in float64."""
+    x_shape, w_shape, dtype, stride, padding, output_padding, groups, dilation, _ = PROBLEMS[name]
+    rng = np.random.default_rng(len(name))
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[1] * groups)
+    args = (stride, padding, output_padding, groups, dilation)
+    expected = torch_conv_transpose(x, w, b, *args)
+    return tuple(a.astype(dtype) for a in (x, w, b)), args, expected
+
+
+@pytest.mark.parametrize("layout", [*LAYOUTS, "mixed"])
+@pytest.mark.parametrize("algorithm", ["gemm", "direct"])
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_odd_layouts_through_the_fast_engine(name, algorithm, layout, monkeypatch):
+    (x, w, b), args, expected = _problem(name)
+    if layout == "mixed":
+        # x channels-last in memory with negative strides; w Fortran and read-only; b strided
+        arrays = (np.flip(_channels_last(np.flip(x))), _readonly(np.asfortranarray(w)), _strided(b))
+    else:
+        arrays = tuple(LAYOUTS[layout](a) for a in (x, w, b))
+    assert any(not (a.flags.c_contiguous and a.flags.writeable) for a in arrays)  # really odd
+    before = [(a.copy(), a.strides, a.flags.writeable) for a in arrays]
+    jobs, chunks = [], []
+    run, bands = engine._run, engine.bands
+    monkeypatch.setattr(engine, "_run", lambda js: jobs.append(len(js)) or run(js))
+    monkeypatch.setattr(engine, "bands", lambda *a, **k: chunks.append(len(out := bands(*a, **k))) or out)
+
+    with tconv.num_threads(2):
+        y = tconv.conv_transpose(*arrays, *args, algorithm=algorithm)
+
+    tol = 1e-4 if x.dtype == np.float32 else 1e-10
+    assert y.dtype == x.dtype and y.shape == expected.shape and y.flags.c_contiguous
+    np.testing.assert_allclose(y, expected, rtol=tol, atol=tol)
+    for a, (a0, strides, writeable) in zip(arrays, before):  # the caller's arrays are untouched
+        np.testing.assert_array_equal(a, a0)
+        assert a.strides == strides and a.flags.writeable == writeable
+        assert not np.may_share_memory(y, a)
+    if algorithm == "gemm" and name != "2d_single_pixel":  # the real chunking and workers ran
+        x_shape, w_shape, *_, workers = PROBLEMS[name]
+        work = prod(x_shape) * prod(w_shape[1:])  # N * P_in * C_in * C_out/G * P_k
+        assert (work >= engine.PARALLEL_MIN_WORK) == (workers == 2)
+        assert jobs == [workers] and chunks[0] >= 2
