@@ -119,10 +119,35 @@ def test_demo_writes_figures_and_page(tmp_path, capsys):
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+BROWSER_MISSING = ("Chromium is not installed, so the HTML page is not tested in a browser; install it "
+                   "with `sudo apt-get install chromium` (Debian, Ubuntu), or let `make test` do it as "
+                   "root or with passwordless sudo")
+
+
+def need_chromium() -> str:
+    """Chromium's path; without it, skip, or fail under TCONV_REQUIRE_BROWSER=1 (make test as root, CI)."""
+    if CHROMIUM:
+        return CHROMIUM
+    if os.environ.get("TCONV_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{BROWSER_MISSING} (TCONV_REQUIRE_BROWSER=1: a missing browser is a failure)")
+    pytest.skip(BROWSER_MISSING)
+
+
+def test_a_missing_browser_skips_unless_required(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", None)
+    monkeypatch.delenv("TCONV_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"sudo apt-get install chromium"):
+        need_chromium()
+    monkeypatch.setenv("TCONV_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match=r"TCONV_REQUIRE_BROWSER=1: a missing browser is a fail"):
+        need_chromium()
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/usr/bin/chromium")
+    assert need_chromium() == "/usr/bin/chromium"
+
 
 def _page_output(path: Path, fragment: str, tmp_path: Path):
     done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        [need_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", f"file://{path}#{fragment}"],
         capture_output=True, text=True, timeout=120)
@@ -131,8 +156,6 @@ def _page_output(path: Path, fragment: str, tmp_path: Path):
     return np.array(json.loads(match.group(1)), dtype=float)
 
 
-@pytest.mark.skipif(CHROMIUM is None and os.environ.get("TCONV_NO_BROWSER") == "1",
-                    reason="no Chromium (make test installs it)")
 @pytest.mark.parametrize("fragment, args", [
     ("", dict()),
     ("stride=2", dict(stride=2)),
@@ -141,7 +164,7 @@ def _page_output(path: Path, fragment: str, tmp_path: Path):
 ])
 def test_html_page_in_headless_chromium(tmp_path, fragment, args):
     """The page's controls are changed (their input events fired) and its numbers read back."""
-    assert CHROMIUM, "Chromium is not installed: make test installs Debian's chromium"
+    need_chromium()
     D2L = np.array([[0.0, 1.0], [2.0, 3.0]])
     page = tmp_path / "page.html"
     from tconv.explainer.page import write_page

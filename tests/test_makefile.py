@@ -1,0 +1,58 @@
+"""``make test`` without Chromium: installs it as root or with passwordless sudo, else says how and
+lets the browser tests skip; as root a missing browser must fail them (TCONV_REQUIRE_BROWSER=1).
+
+make runs with the virtualenv targets taken as built (``-o``) and ``PY=echo``, so nothing is
+installed and no test runs; ``sudo`` is a stand-in first on PATH, so the real one is never called.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MAKE = shutil.which("make")
+
+pytestmark = pytest.mark.skipif(MAKE is None, reason="make is not installed")
+
+
+def make_test(tmp_path: Path, *variables: str, sudo_works: bool, dry_run: bool = False) -> str:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    sudo = bin_dir / "sudo"
+    # `sudo -n true` answers; any other sudo command is only reported
+    sudo.write_text("#!/bin/sh\n" + ("[ \"$1\" = -n ] && exit 0\necho \"SUDO: $*\"\n" if sudo_works
+                                      else "exit 1\n"))
+    sudo.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("TCONV_REQUIRE_BROWSER", None)
+    done = subprocess.run(
+        [MAKE, "-s", *(["-n"] if dry_run else []), "-o", ".venv/.test", "-o", ".venv/.base", "test",
+         "PY=echo", "CHROMIUM=", *variables],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout
+
+
+def test_not_root_without_sudo_says_how_and_goes_on(tmp_path):
+    out = make_test(tmp_path, "IS_ROOT=", sudo_works=False)
+    assert "Chromium is missing and apt-get needs root: the browser tests will be skipped" in out
+    assert "sudo apt-get install chromium" in out
+    assert out.splitlines()[-1] == "-m pytest"  # run, and not told to require the browser
+
+
+def test_not_root_with_passwordless_sudo_installs(tmp_path):
+    out = make_test(tmp_path, "IS_ROOT=", sudo_works=True)
+    install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium"
+    assert f"SUDO: sh -c {install}" in out
+    assert out.splitlines()[-1] == "-m pytest"
+
+
+def test_root_installs_with_apt_get_and_requires_the_browser(tmp_path):
+    out = make_test(tmp_path, "IS_ROOT=1", sudo_works=False, dry_run=True)
+    lines = out.splitlines()
+    assert lines[0] == "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium"
+    assert lines[-1] == "TCONV_REQUIRE_BROWSER=1 echo -m pytest"
