@@ -79,8 +79,9 @@ def test_forward_and_backward_match_pytorch_modules(args, data):
     xt = torch.tensor(x, requires_grad=True)
     try:
         expected = theirs(xt)
-    except RuntimeError:  # PyTorch: output too small, or a reflect border too wide
-        with pytest.raises(ValueError):
+    except RuntimeError:  # PyTorch refuses (output too small, a border too wide): so must tconv, saying why
+        with pytest.raises(ValueError, match=r"output size .* must be positive|padding_mode='\w+' needs "
+                           r"padding|padded input .* must be at least as large as the dilated kernel"):
             ours(x)
         return
     y = ours(x)
@@ -165,6 +166,59 @@ def test_state_dict_keys_and_loading():
         layer.load_state_dict({"weight": np.ones((2, 4, 3, 3)), "b": np.zeros(4)})
     with pytest.raises(ValueError, match=r"weight must have shape \(2, 4, 3, 3\), got \(4, 2, 3, 3\)"):
         layer.load_state_dict({"weight": np.ones((4, 2, 3, 3)), "bias": np.zeros(4)})
+
+
+def _torch_state(state):
+    return {k: torch.tensor(v, dtype=torch.float32) for k, v in state.items()}
+
+
+# keys in an order where sorting would change them: PyTorch reports them in the order met
+NOT_STRICT = {"z.extra": np.zeros(1), "weight": np.full((2, 4, 3, 3), 0.5), "a.extra": np.zeros(2)}
+
+
+def test_load_state_dict_not_strict_loads_what_it_can_as_pytorch():
+    """strict=False: missing keys leave their parameter alone, unexpected keys are ignored."""
+    ours, theirs = tconv.ConvTranspose2d(2, 4, 3, rng=0), torch.nn.ConvTranspose2d(2, 4, 3)
+    ours_bias, theirs_bias = ours.bias.copy(), theirs.bias.detach().clone()
+    attributes = set(vars(ours))
+    ours.load_state_dict(NOT_STRICT, strict=False)
+    theirs.load_state_dict(_torch_state(NOT_STRICT), strict=False)
+    np.testing.assert_array_equal(ours.weight, theirs.weight.detach().numpy())  # loaded: 0.5
+    assert ours.weight.dtype == np.float32 and (ours.weight == 0.5).all()
+    assert torch.equal(theirs.bias, theirs_bias)
+    np.testing.assert_array_equal(ours.bias, ours_bias)  # missing: untouched
+    assert set(vars(ours)) == attributes  # unexpected: ignored
+    # a layer without bias given one: ignored, as PyTorch does
+    ours_nb = tconv.ConvTranspose2d(2, 4, 3, bias=False)
+    theirs_nb = torch.nn.ConvTranspose2d(2, 4, 3, bias=False)
+    state = {"weight": np.ones((2, 4, 3, 3)), "bias": np.ones(4)}
+    ours_nb.load_state_dict(state, strict=False)
+    theirs_nb.load_state_dict(_torch_state(state), strict=False)
+    assert ours_nb.bias is None and theirs_nb.bias is None and "bias" not in ours_nb.state_dict()
+    np.testing.assert_array_equal(ours_nb.weight, theirs_nb.weight.detach().numpy())
+    # strict=False forgives names, not shapes
+    with pytest.raises(RuntimeError, match="size mismatch for weight"):
+        theirs.load_state_dict({"weight": torch.ones(4, 2, 3, 3)}, strict=False)
+    with pytest.raises(ValueError, match=r"weight must have shape \(2, 4, 3, 3\), got \(4, 2, 3, 3\)"):
+        ours.load_state_dict({"weight": np.ones((4, 2, 3, 3))}, strict=False)
+    # strict=True (the default) refuses the same mapping, loading nothing
+    before = ours.weight.copy()
+    with pytest.raises(ValueError, match=r"missing keys \['bias'\], unexpected keys"):
+        ours.load_state_dict({**NOT_STRICT, "weight": np.ones((2, 4, 3, 3))})
+    np.testing.assert_array_equal(ours.weight, before)
+
+
+@pytest.mark.xfail(strict=True, reason="layers.load_state_dict returns None; PyTorch returns the "
+                   "named tuple (missing_keys, unexpected_keys)")
+def test_load_state_dict_reports_the_keys_as_pytorch():
+    ours, theirs = tconv.ConvTranspose2d(2, 4, 3), torch.nn.ConvTranspose2d(2, 4, 3)
+    expected = theirs.load_state_dict(_torch_state(NOT_STRICT), strict=False)
+    assert (expected.missing_keys, expected.unexpected_keys) == (["bias"], ["z.extra", "a.extra"])
+    got = ours.load_state_dict(NOT_STRICT, strict=False)
+    assert (got.missing_keys, got.unexpected_keys) == (expected.missing_keys, expected.unexpected_keys)
+    assert tuple(got) == tuple(expected)
+    matched = ours.load_state_dict(theirs.state_dict())  # strict: nothing to report
+    assert (matched.missing_keys, matched.unexpected_keys) == ([], [])
 
 
 @pytest.mark.parametrize(
