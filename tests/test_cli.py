@@ -321,3 +321,14 @@ def test_convert_input_size_one_value_means_every_dimension(capsys):
     _, one = run([*jax, "--kernel-size", "4"], capsys)
     _, each = run([*jax, "--kernel-size", "4x4"], capsys)
     assert one == each and "kernel_size=(4, 4)" in one.splitlines()[0]
+
+
+def test_every_explain_example_in_the_help_runs(tmp_path, capsys, monkeypatch):
+    import shlex
+
+    monkeypatch.chdir(tmp_path)  # the last example writes its files here
+    lines = [line.split("#")[0] for line in cli.EXPLAIN_EXAMPLES.splitlines() if "tconv explain" in line]
+    assert len(lines) == 7
+    for line in lines:
+        assert cli.main(shlex.split(line)[1:]) == 0, line
+        assert "Output y" in capsys.readouterr().out

@@ -176,6 +176,8 @@ def _geometry(p: argparse.ArgumentParser) -> None:
 EXPLAIN_EXAMPLES = """examples:
   tconv explain                                   # D2L Fig. 14.10.1: [[0,1],[2,3]] with [[0,1],[2,3]]
   tconv explain --stride 2                        # D2L Fig. 14.10.2
+  tconv explain --input-size 3x3 --kernel-size 3 --stride 2     # 3 and 2 in both dimensions
+  tconv explain --input-size 8 --kernel-size 4 --stride 2       # one dimension
   tconv explain --input "1 2; 3 4" --kernel "1 0; 0 1" --stride 2 --padding 1 --output-padding 1
   tconv explain --input-size 4x4 --values ones --kernel-size 3x3 --kernel-values ones --padding 2
   tconv explain --stride 2 --save steps.png --gif steps.gif --html explain.html
@@ -485,8 +487,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--no-backward", action="store_true", help="skip the backward table")
     bench.add_argument("--output", help="write OUTPUT.md and OUTPUT.json")
     ex = sub.add_parser("explain", help="explain a transposed convolution step by step",
-                        description="Every output number of a (2-d) transposed convolution, three "
-                                    "ways: scatter, zero-insertion, matrix.",
+                        description="Every output number of a transposed convolution, three ways: "
+                                    "scatter, zero-insertion, matrix.\nA matrix (--input, --kernel, "
+                                    "or the default) is 2-d. Sizes and the other options take one\n"
+                                    "value per dimension (4x4, or 4,4), which sets the rank (1, 2 or "
+                                    "3), or one value for every\ndimension, as PyTorch's kernel_size=3.",
                         epilog=EXPLAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     ex.add_argument("--input", type=parse_matrix, help='a matrix, e.g. "0 1; 2 3" (the default)')
     ex.add_argument("--input-size", type=parse_size, help="or a size, e.g. 4x4 (or 4: for every dimension)")
