@@ -43,12 +43,19 @@ def test_seed_example_is_also_pytorchs_output(example):
 
 @pytest.mark.parametrize("source, stack, in_shape, out_shape", SHAPE_EXAMPLES)
 def test_shape_examples(source, stack, in_shape, out_shape):
-    x = np.zeros(in_shape, np.float32)
+    """The seed's stack of layers, in tconv and in PyTorch with the same parameters: same output."""
+    x = np.random.default_rng(0).standard_normal(in_shape).astype(np.float32)
+    ours, theirs = x, torch.from_numpy(x)
     for cls, kwargs in stack:
-        x = getattr(tconv, cls)(**kwargs)(x)
-        ref = getattr(torch.nn, cls)(**kwargs)
-    assert x.shape == out_shape
-    del ref
+        reference = getattr(torch.nn, cls)(**kwargs)
+        layer = getattr(tconv, cls)(**kwargs)
+        layer.load_state_dict(reference.state_dict())
+        ours = layer(ours)
+        with torch.no_grad():
+            theirs = reference(theirs)
+        assert ours.shape == tuple(theirs.shape)
+    assert ours.shape == out_shape and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_tour_reproduces_every_example(capsys):
