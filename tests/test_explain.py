@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from math import prod
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from strategies import configs
 import tconv
 from tconv.core.shapes import conv_size
 from tconv.explainer.steps import (
+    MAX_MATRIX_ENTRIES,
     MAX_STEPS,
     explain,
     output_shape,
@@ -47,9 +50,14 @@ def test_every_view_equals_conv_transpose(cfg):
         assert np.isin(z.image[z.is_input], x[0]).all()
     assert not z.image[~z.is_input].any()  # the rest is inserted zeros and border
     np.testing.assert_allclose(z.output, expected, rtol=1e-10, atol=1e-10)
-    # matrix: y = W^T x
-    if e.matrix is not None:
+    # matrix: y = W^T x, shown up to MAX_MATRIX_ENTRIES entries
+    entries = cfg.c_in * prod(cfg.size) * cfg.c_out * prod(cfg.out_size)
+    if entries <= MAX_MATRIX_ENTRIES:
+        assert e.matrix.W.shape == (cfg.c_in * prod(cfg.size), cfg.c_out * prod(cfg.out_size))
+        np.testing.assert_allclose(e.matrix.W.T @ x[0].ravel(), expected.ravel(), rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(e.matrix.y, expected.ravel(), rtol=1e-10, atol=1e-10)
+    else:
+        assert e.matrix is None and f"W would have {entries} entries" in e.matrix_note
     # channels: the pieces add up
     np.testing.assert_allclose(e.pieces.sum(axis=0), expected, rtol=1e-10, atol=1e-10)
 
@@ -86,11 +94,14 @@ def test_big_problems_are_refused_clearly():
 @given(n=st.integers(1, 20), k=st.integers(1, 6), s=st.integers(1, 4), p=st.integers(0, 3),
        d=st.integers(1, 3))
 def test_output_shape_is_pytorchs(n, k, s, p, d):
-    try:
-        size, forms = output_shape(n, k, s, p, 0, d)
-    except ValueError:
-        assert (n - 1) * s - 2 * p + d * (k - 1) + 1 < 1
+    if (n - 1) * s - 2 * p + d * (k - 1) + 1 < 1:  # no output pixel: PyTorch and tconv both refuse
+        with pytest.raises(RuntimeError, match="Output size is too small"):
+            torch.nn.functional.conv_transpose1d(torch.zeros(1, 1, n), torch.zeros(1, 1, k), None, s, p,
+                                                 0, 1, d)
+        with pytest.raises(ValueError, match=r"output_shape: the output size .* must be positive"):
+            output_shape(n, k, s, p, 0, d)
         return
+    size, forms = output_shape(n, k, s, p, 0, d)
     ref = torch.nn.functional.conv_transpose1d(torch.zeros(1, 1, n), torch.zeros(1, 1, k), None, s, p,
                                                0, 1, d)
     assert size == (ref.shape[-1],)
@@ -99,16 +110,18 @@ def test_output_shape_is_pytorchs(n, k, s, p, d):
 
 @given(L=st.integers(1, 40), k=st.integers(1, 5), s=st.integers(1, 4), p=st.integers(0, 2))
 def test_round_trip_restores_the_conv_input(L, k, s, p):
-    if conv_size(L, k, s, (p, p)) < 1:
+    conv = torch.nn.Conv1d(1, 1, k, s, p)
+    try:
+        y = conv(torch.zeros(1, 1, L))
+    except RuntimeError:  # PyTorch: the kernel is larger than the padded input
+        with pytest.raises(ValueError, match=rf"round_trip: a convolution of size {L} with kernel {k} "
+                                             r"gives no output"):
+            round_trip(L, k, s, p)
         return
     r = round_trip(L, k, s, p)
-    conv = torch.nn.Conv1d(1, 1, k, s, p)
-    tconv_layer = torch.nn.ConvTranspose1d(1, 1, k, s, p, r.output_padding[0]) if \
-        r.output_padding[0] < s else None
-    y = conv(torch.zeros(1, 1, L))
     assert y.shape[-1] == r.conv_output[0]
-    if tconv_layer is not None:
-        assert tconv_layer(y).shape[-1] == L
+    assert 0 <= r.output_padding[0] < s  # what PyTorch's ConvTranspose1d accepts (dilation 1)
+    assert torch.nn.ConvTranspose1d(1, 1, k, s, p, r.output_padding[0])(y).shape[-1] == L
     assert L in r.collisions[0]
     assert all(conv_size(v, k, s, (p, p)) == r.conv_output[0] for v in r.collisions[0])
 
