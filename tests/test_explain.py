@@ -44,6 +44,8 @@ def test_every_view_equals_conv_transpose(cfg):
         np.testing.assert_allclose(step.product[(slice(None), *taps)], step.value * w[step.channel])
     # zero insertion: correlating the processing image with the flipped kernel
     z = e.zero_insertion
+    assert z.border == tuple((d * (k - 1) - p, d * (k - 1) - p + o) for k, d, p, o in
+                             zip(cfg.kernel, cfg.dilation, cfg.padding, cfg.output_padding))
     if all(b >= 0 and a >= 0 for b, a in z.border):  # every input element is in the image, in order
         assert np.array_equal(z.image[z.is_input], x[0].ravel())
     else:  # a negative border crops some away
