@@ -1,20 +1,32 @@
-"""The algorithms: plain functions over a :class:`~tconv.spec.ConvSpec` and checked arrays.
+"""The algorithms: plain functions over a :class:`~tconv.core.spec.ConvSpec` and checked arrays.
 
-Symbols (see :mod:`tconv.spec`): ``N`` batch, ``G`` groups, ``Cs``/``Cl`` the small/large side's
+Symbols (see :mod:`tconv.core.spec`): ``N`` batch, ``G`` groups, ``Cs``/``Cl`` the small/large side's
 channels per group, ``n``/``L`` their spatial sizes, ``k`` the kernel, ``s`` the stride, ``d`` the
 dilation, ``P_x`` the product of the sizes ``x``. Arrays reaching an algorithm are batched and of
-``spec.dtype``; weights are ``(G*Cs, Cl, *k)``.
+``spec.dtype``, but may be the caller's own (strided, Fortran-ordered, read-only): an algorithm never
+writes into them. Weights are ``(G*Cs, Cl, *k)``.
 
-A transposed convolution takes the small side to the large side. Every transposed algorithm in
-:data:`TRANSPOSED` computes the same numbers, three ways (the seeds' three views):
+A transposed convolution takes the small side to the large side. The five algorithms in
+:data:`TRANSPOSED` compute the same numbers (to rounding) five ways, each ``f(spec, x, w, b=None)``
+returning a new ``(N, G*Cl, *L)`` array with the bias ``b`` (if given) added. Three are the seeds'
+three views, written plainly in NumPy as references:
 
 - ``scatter``: every input element times the kernel, added into the output at stride offsets;
-- ``zero_insertion``: ``s-1`` zeros between input elements, a border of ``d*(k-1) - padding``
-  (negative: a crop), ``output_padding`` more at the end, then a correlation with the flipped kernel;
+- ``zero_insertion``: ``s-1`` zeros between input elements, a border of ``d*(k-1) - crop`` on each
+  side (``spec.core_crop``: for ``padding_mode='zeros'`` the padding, less ``output_padding`` at the
+  end; for the other modes ``-output_padding`` at the end only; a negative border crops the image),
+  then a correlation with the flipped kernel;
 - ``matrix``: ``y = W^T x`` with ``W`` the dense matrix of the convolution (see :func:`conv_matrix`).
 
-All three work in the *core* domain (``spec.core_crop``): for ``padding_mode='zeros'`` that is the
-output itself; for the other modes it is the padded domain, folded back by :func:`padding.fold`.
+Two are the fast engine (:mod:`tconv.engine.fast`): ``gemm`` (BLAS products of input pixels with
+the whole kernel, then compiled col2im, in chunks that large problems share among worker threads)
+and ``direct`` (compiled scatter loops, for few channels per group). :func:`choose` picks one of
+``scatter``, ``direct`` and ``gemm`` for ``algorithm='auto'``.
+
+All but ``matrix`` compute the *core* domain (``spec.core_crop``, ``spec.core_size``): for
+``padding_mode='zeros'`` that is the output itself; for the other modes it is the padded domain,
+which :func:`tconv.engine.fast.finish` folds back (:func:`tconv.core.padding.fold`) before adding the
+bias. ``matrix`` folds ``W`` itself, so its product is the output.
 """
 
 from __future__ import annotations
@@ -88,7 +100,8 @@ def scatter(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None =
 
     ``x`` ``(N, G*Cs, *n)``, ``w`` ``(G*Cs, Cl, *k)`` -> ``(N, G*Cl, *L)``. The products of every input
     element with a batch of kernel taps are one matrix product (``cols``); the adding is one strided
-    slice per tap. Taps are taken in batches whose ``cols`` stays near the output's size.
+    slice per tap. Taps are taken in batches whose ``cols`` stays within the larger of the core's
+    size and :data:`SCATTER_WORKSPACE_BYTES` (at least one tap a batch).
     """
     N, G = x.shape[0], spec.groups
     Cs, Cl = spec.small_channels // G, spec.large_channels // G
@@ -135,9 +148,13 @@ def zero_insertion_border(spec: ConvSpec) -> tuple[tuple[int, int], ...]:
 def zero_insertion(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     """Insert ``s-1`` zeros between inputs, pad by ``d*(k-1) - padding``, correlate with the flipped kernel.
 
-    ``x`` ``(N, G*Cs, *n)`` -> dilated ``(N, G*Cs, *((n-1)*s + 1))`` -> padded by
-    ``(d*(k-1) - before, d*(k-1) - after + output_padding)`` (a negative border crops) ->
+    ``x`` ``(N, G*Cs, *n)`` -> dilated ``(N, G*Cs, *((n-1)*s + 1))`` -> bordered by
+    :func:`zero_insertion_border` (``padding_mode='zeros'``:
+    ``(d*(k-1) - before, d*(k-1) - after + output_padding)``; a negative border crops) ->
     correlated at stride 1 with the kernel flipped in every spatial dimension -> ``(N, G*Cl, *L)``.
+    For the other padding modes the border is ``(d*(k-1), d*(k-1) + output_padding)`` and the
+    correlation gives the padded domain, folded back onto the output. Refuses (ValueError) an image
+    whose two copies (zero-inserted, then bordered) would need more than half this machine's memory.
     """
     rank = spec.rank
     border = zero_insertion_border(spec)
@@ -162,9 +179,12 @@ def zero_insertion(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray |
 def conv_matrix(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
     """The dense matrix ``W`` of the convolution that this transposed convolution transposes.
 
-    Shape ``(C_small*P_n, C_large*P_L)``, row-major over ``(channel, *spatial)`` on both sides, so that
-    ``conv(x) = W @ x.ravel()`` (per sample, bias aside) and ``conv_transpose(y) = W.T @ y.ravel()``.
-    The padding mode is part of ``W``. Refuses (ValueError) a matrix over :data:`MATRIX_LIMIT_BYTES`.
+    Shape ``(C_small*P_n, C_large*P_L)``, row-major over ``(channel, *spatial)`` on both sides, so that,
+    per sample and bias aside, ``conv(big)`` is ``W @ big.ravel()`` (cut to the small size ``n``:
+    where ``output_padding >= stride``, which dilation allows, the convolution has a tail past it) and
+    ``conv_transpose(small)`` is ``W.T @ small.ravel()``. The padding mode is part of ``W`` (its columns
+    over the padded domain folded by :func:`tconv.core.padding.fold`). Refuses (ValueError) a problem
+    whose matrix over the core domain (before folding) would exceed :data:`MATRIX_LIMIT_BYTES`.
 
     >>> from tconv.core.spec import transposed_spec
     >>> K = np.array([[[[1., 2.], [3., 4.]]]])
@@ -209,13 +229,15 @@ def conv_matrix(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
 
 
 def matrix(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """``y = W^T x`` with ``W`` from :func:`conv_matrix`: ``(N, C_small*P_n) @ W`` -> ``(N, C_large, *L)``."""
+    """``y = W^T x`` with ``W`` from :func:`conv_matrix`: ``(N, C_small*P_n) @ W`` -> ``(N, C_large, *L)``,
+    plus the bias."""
     W = conv_matrix(spec, w)
     y = (x.reshape(x.shape[0], -1) @ W).reshape(x.shape[0], spec.large_channels, *spec.large)
     return y if b is None else y + b.reshape(-1, *(1,) * spec.rank)
 
 
-#: Transposed-convolution algorithms by name; each ``f(spec, x, w) -> y`` (bias not included).
+#: Transposed-convolution algorithms by name; each ``f(spec, x, w, b=None) -> y`` adds the bias ``b``
+#: ``(G*Cl,)`` when given (see the module docstring).
 TRANSPOSED: dict[str, Callable[[ConvSpec, np.ndarray, np.ndarray], np.ndarray]] = {
     "scatter": scatter,
     "zero_insertion": zero_insertion,
@@ -235,9 +257,11 @@ def choose(spec: ConvSpec) -> str:
       small call in a new process loads no compiled code (numba's import alone takes ~0.6 s);
     - ``direct`` when a group has at most ``fast.DIRECT_MAX_CHANNELS`` input channels (depthwise):
       a matrix product would have almost nothing to multiply;
-    - ``gemm`` otherwise: BLAS products, then compiled col2im (see :mod:`tconv.engine`).
+    - ``gemm`` otherwise: BLAS products, then compiled col2im (see :mod:`tconv.engine.fast`).
 
-    The thresholds and the measurements behind them are in the README ("How `auto` chooses").
+    Only the batch, the input and kernel sizes, the channels and the groups count; stride, padding,
+    dilation, output_padding and the padding mode do not. The thresholds and the measurements behind
+    them are in the README ("How `auto` chooses").
     """
     if multiply_adds(spec) < SMALL_WORK:
         return "scatter"
@@ -251,6 +275,9 @@ SMALL_WORK = 1 << 16
 
 
 def multiply_adds(spec: ConvSpec) -> int:
-    """``N * P_n * P_k * C_small * C_large / G``: the multiply-adds of either direction."""
+    """``N * P_n * P_k * C_small * C_large / G``: the multiply-adds of either direction.
+
+    ``N`` counts 1 for an unbatched input, and for an empty batch too.
+    """
     return ((spec.batch or 1) * prod(spec.small) * prod(spec.kernel) * spec.small_channels
             * spec.large_channels // spec.groups)
