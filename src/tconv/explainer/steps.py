@@ -1,9 +1,21 @@
 """Explain a transposed convolution: every output number, three ways, and the size arithmetic.
 
-:func:`explain` returns an :class:`Explanation` whose numbers all come from tconv's own algorithms
-(``scatter``, ``zero_insertion``, ``matrix``) and equal :func:`tconv.conv_transpose`'s output; the
-CLI, the figures and the HTML page only render it. Planning helpers: :func:`output_shape`,
-:func:`round_trip`, :func:`solve`, :func:`overlap`.
+:func:`explain` returns an :class:`Explanation`; the CLI, the figures and the HTML page only render
+it. Where its numbers come from:
+
+- ``output`` is :func:`tconv.conv_transpose` with ``algorithm='scatter'``; ``sizes`` and ``crop``
+  come from the validated spec (:func:`tconv.core.spec.transposed_spec`);
+- the scatter view (``steps``, ``full``) is recomputed here, one input element at a time, by a loop
+  of its own (the ``scatter`` algorithm instead multiplies tap by tap, in batches);
+- the zero-insertion view builds its image with the algorithm's helpers
+  (:func:`~tconv.engine.algorithms.insert_zeros`, :func:`~tconv.engine.algorithms.zero_insertion_border`,
+  :func:`~tconv.core.padding.pad_or_crop`); its ``output`` is the ``zero_insertion`` algorithm's;
+- the matrix view's ``W`` is :func:`~tconv.engine.algorithms.conv_matrix`'s, and ``y = W^T x`` is
+  multiplied here;
+- ``pieces`` are the ``scatter`` algorithm run with one input channel's weights at a time.
+
+Nothing here checks at run time that the views agree; the tests check each against PyTorch.
+Planning helpers: :func:`output_shape`, :func:`round_trip`, :func:`solve`, :func:`overlap`.
 
 >>> import numpy as np
 >>> e = explain(np.array([[0., 1.], [2., 3.]]), np.array([[0., 1.], [2., 3.]]))   # D2L Fig. 14.10.1
@@ -69,12 +81,12 @@ class ScatterStep:
 class ZeroInsertion:
     """The zero-insertion view: a processing image correlated with the flipped kernel."""
 
-    dilated: np.ndarray  # (C_in, *((n-1)*s+1)): stride-1 zeros between input elements
+    dilated: np.ndarray  # (C_in, *((n-1)*s+1)): s-1 zeros between input elements
     border: tuple[tuple[int, int], ...]  # d*(k-1) - crop per side (negative: a crop of the image)
     image: np.ndarray  # (C_in, *...): dilated, then bordered (or cropped)
     is_input: np.ndarray  # bool mask over image: which pixels are input elements
     flipped: np.ndarray  # the weight flipped in every spatial dimension
-    output: np.ndarray
+    output: np.ndarray  # (C_out, *out): the zero_insertion algorithm's result
 
 
 @dataclass(frozen=True)
@@ -142,16 +154,19 @@ def explain(
 
     ``input``: ``(C_in, *in)``, a batch of one, or a bare grid (then ``weight`` is a bare kernel of
     the same rank, one channel in and out). ``weight``: ``(C_in, C_out/groups, *k)``. Padding as in
-    :func:`tconv.conv_transpose` (zeros mode). Returns an :class:`Explanation`:
+    :func:`tconv.conv_transpose` (zeros mode only). Computed in float64. Refuses (ValueError) an
+    input of more than :data:`MAX_STEPS` elements. Returns an :class:`Explanation` (where each part
+    comes from: see the module docstring):
 
     - ``sizes``: the output size per dimension, formula filled in;
     - ``steps``: the scatter view, one input element at a time: the kernel scaled by it, where it
       lands (``index*stride``), and the running sum over the full output; then ``crop`` (padding
-      and the output_padding strip) gives ``output``;
-    - ``zero_insertion``: the processing image (stride-1 zeros, a border of ``d*(k-1) - padding``,
-      output_padding on the far side; a negative border is a crop), the flipped kernel, the output;
-    - ``matrix``: the convolution matrix ``W`` and ``y = W^T x`` (None, with ``matrix_note``, when
-      ``W`` would exceed :data:`MAX_MATRIX_ENTRIES`);
+      and the output_padding strip; a negative crop appends zeros) gives ``output``;
+    - ``zero_insertion``: the processing image (``s-1`` zeros between input elements, a border of
+      ``d*(k-1) - padding``, output_padding more on the far side; a negative border is a crop), the
+      flipped kernel, the output;
+    - ``matrix``: the convolution matrix ``W`` and ``y = W^T x`` (None, with ``matrix_note`` saying
+      why, when ``W`` would have more than :data:`MAX_MATRIX_ENTRIES` entries);
     - ``pieces``: each (input channel, output channel) share; they sum to ``output``.
     """
     x, w = _as_problem(input, weight)
@@ -195,7 +210,8 @@ def explain(
                                      running.copy()))
     crop = spec.core_crop  # explain() is zeros mode: the crop of the output itself
 
-    # the zero-insertion view, by the zero_insertion algorithm's own steps
+    # the zero-insertion view, built with the zero_insertion algorithm's helpers; its output is the
+    # algorithm's
     dil = algorithms.insert_zeros(x, spec.stride)
     mask = algorithms.insert_zeros(np.ones(x.shape, bool), spec.stride)
     border = algorithms.zero_insertion_border(spec)
