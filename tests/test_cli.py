@@ -196,8 +196,20 @@ def test_convert_command(capsys):
     assert cli.main(["convert", "--from", "onnx", "--to", "torch", "--in-channels", "1",
                      "--out-channels", "1", "ConvTranspose(kernel_shape=[3], auto_pad='SAME_UPPER')"]) == 2
     err = capsys.readouterr().err
-    assert "pass input_shape" in err and "(on the command line: --input-size)" in err
+    assert "pass input_shape" in err and "(on the command line: --input-size or --input-shape)" in err
     assert cli.main(["convert", "--from", "torch", "--to", "keras", "not a call("]) == 2
+
+
+def test_convert_takes_input_and_weight_shapes_as_convert_does(capsys):
+    """--input-shape/--weight-shape are convert()'s input_shape/weight_shape, in the source's layouts."""
+    code, out = run(["convert", "--from", "jax", "--to", "torch", "conv_transpose(strides=(2,), "
+                     "padding='SAME')", "--weight-shape", "4x3x5"], capsys)  # jax default: (k, I, O)
+    assert code == 0
+    assert out.splitlines()[0].startswith("torch.nn.ConvTranspose1d(in_channels=3, out_channels=5, "
+                                          "kernel_size=(4,)")
+    code, out = run(["convert", "--from", "keras", "--to", "torch", "Conv2DTranspose(64, 3, strides=2)",
+                     "--input-shape", "1x16x16x128"], capsys)  # channels-last: 128 channels
+    assert code == 0 and "in_channels=128" in out.splitlines()[0]
 
 
 def test_every_convert_example_in_the_help_runs(capsys):

@@ -400,56 +400,46 @@ def _layer_rank(params: dict) -> int | None:
     return None
 
 
-def _weight_shape(source: str, params: dict, kernel: tuple[int, ...], c_in: int, c_out: int) -> tuple:
-    """The weight's shape in the source's own layout, from the channel counts and kernel size."""
-    if source in ("torch", "tconv", "onnx"):
-        groups = params.get("group" if source == "onnx" else "groups", 1)
-        return (c_in, c_out // groups, *kernel)
-    if source == "keras":
-        return (*kernel, c_out, c_in)
-    # jax: the kernel's letters; 'O' holds the input channels with transpose_kernel=True, else 'I'
-    rank = len(kernel)
-    rhs = (params.get("dimension_numbers") or (None, "HWD"[:rank] + "IO"))[1]
-    spatial = [c for c in rhs if c not in "OI"]
-    inward = "O" if params.get("transpose_kernel", False) else "I"
-    return tuple(c_in if c == inward else c_out if c in "OI" else kernel[spatial.index(c)] for c in rhs)
-
-
 def cmd_convert(args) -> int:
-    from .interop.convert import convert
+    from .interop.convert import convert, weight_shape_of
 
     params, named_rank = parse_layer(args.layer, args.source)
     if args.source in ("torch", "tconv"):  # their own arguments
         for key, value in (("in_channels", args.in_channels), ("out_channels", args.out_channels)):
             if value is not None:
                 params.setdefault(key, value)
-    c_in = params.get("in_channels", args.in_channels)
-    c_out = params.get("out_channels", params.get("filters", args.out_channels))
-    known = named_rank if named_rank is not None else _layer_rank(params)
-    kernel_arg = params.get("kernel_size", params.get("kernel_shape"))
-    if kernel_arg is not None and args.kernel_size is not None:
-        raise ValueError("convert: the layer's call gives the kernel size: leave out --kernel-size")
-    kernel = (tuple(kernel_arg) if isinstance(kernel_arg, (tuple, list))
-              else None if kernel_arg is None else (int(kernel_arg),))
-    rank, o = per_dimension({"--input-size": args.input_size, "--kernel-size": args.kernel_size or kernel},
-                            known, "the layer")
-    if known is None and not any(isinstance(v, tuple) and len(v) > 1 for v in o.values()):
-        raise ValueError("convert: the layer's rank is not known: name it (ConvTranspose2d, "
-                         "Conv2DTranspose), give a per-dimension argument as a tuple, or --input-size 8x8")
-    kernel = o["--kernel-size"]
-    missing = [flag for flag, v in (("--in-channels", c_in), ("--out-channels", c_out),
-                                    ("--kernel-size", kernel)) if v is None]
-    if missing:
-        what = ", ".join(m[2:].replace("-", " ") for m in missing)
-        raise ValueError(f"convert: the {args.source} layer's call does not say its {what}: give "
-                         f"{' and '.join(missing)}")
-    weight_shape = _weight_shape(args.source, params, kernel, c_in, c_out)
+    input_size = args.input_size
+    weight_shape = args.weight_shape
+    if weight_shape is None:  # work it out from the channel counts and the kernel size
+        c_in = params.get("in_channels", args.in_channels)
+        c_out = params.get("out_channels", params.get("filters", args.out_channels))
+        known = named_rank if named_rank is not None else _layer_rank(params)
+        if known is None and args.input_shape is not None:
+            known = len(args.input_shape) - 2
+        kernel_arg = params.get("kernel_size", params.get("kernel_shape"))
+        if kernel_arg is not None and args.kernel_size is not None:
+            raise ValueError("convert: the layer's call gives the kernel size: leave out --kernel-size")
+        kernel = (tuple(kernel_arg) if isinstance(kernel_arg, (tuple, list))
+                  else None if kernel_arg is None else (int(kernel_arg),))
+        rank, o = per_dimension({"--input-size": input_size, "--kernel-size": args.kernel_size or kernel},
+                                known, "the layer")
+        if known is None and not any(isinstance(v, tuple) and len(v) > 1 for v in o.values()):
+            raise ValueError("convert: the layer's rank is not known: name it (ConvTranspose2d, "
+                             "Conv2DTranspose), give a per-dimension argument as a tuple, --input-size "
+                             "8x8 or --weight-shape")
+        kernel, input_size = o["--kernel-size"], o["--input-size"]
+        if None not in (c_in, c_out, kernel):
+            weight_shape = weight_shape_of(params, args.source, c_in, c_out, kernel)
     try:
-        c = convert(params, args.source, args.target, input_shape=o["--input-size"],
+        c = convert(params, args.source, args.target, input_shape=args.input_shape or input_size,
                     weight_shape=weight_shape)
     except ValueError as exc:
-        if "input_shape" in str(exc) and args.input_size is None:
-            raise ValueError(f"{exc} (on the command line: --input-size)") from exc
+        flags = {"input_shape": "--input-size or --input-shape",
+                 "weight_shape": "--weight-shape, or --in-channels, --out-channels and --kernel-size"}
+        said = [flag for name, flag in flags.items() if f"pass {name}" in str(exc)
+                or f"or {name}" in str(exc)]
+        if said:
+            raise ValueError(f"{exc} (on the command line: {'; '.join(said)})") from exc
         raise
     print(c.explain())
     return 0
@@ -538,6 +528,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     cv.add_argument("--input-size", type=parse_size,
                     help="spatial input size (8x8, or 8 for every dimension), needed by ONNX "
                          "auto_pad/output_shape")
+    cv.add_argument("--input-shape", type=parse_size,
+                    help="the whole input shape in the source's data layout, as convert(input_shape=) "
+                         "takes it, e.g. 1x16x16x128 for keras")
+    cv.add_argument("--weight-shape", type=parse_size,
+                    help="the weight's shape in the source's layout, as convert(weight_shape=) takes "
+                         "it; then --in-channels/--out-channels/--kernel-size are not needed")
     ov = sub.add_parser("overlap", help="kernel taps per output position: checkerboard or not",
                         epilog="example: tconv overlap --kernel 3 --stride 2")
     ov.add_argument("--kernel", type=parse_size, required=True, help="e.g. 3, or 3x4 per dimension")

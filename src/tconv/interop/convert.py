@@ -136,6 +136,31 @@ def _keras_weight_perm(rank: int) -> tuple[int, ...]:
     return (rank + 1, rank, *range(rank))
 
 
+def weight_shape_of(params: dict, framework: str, in_channels: int, out_channels: int,
+                    kernel_size: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of ``framework``'s weight for these channels and kernel sizes, in its own layout
+    (``params`` says the groups, and for JAX the dimension numbers and ``transpose_kernel``).
+
+    >>> weight_shape_of({}, "keras", 4, 8, (3, 3))
+    (3, 3, 8, 4)
+    >>> weight_shape_of(dict(dimension_numbers=("NCH", "IOH", "NCH")), "jax", 4, 8, (3,))
+    (4, 8, 3)
+    """
+    rank = len(kernel_size)
+    if framework == "keras":
+        perm = _keras_weight_perm(rank)
+    elif framework == "jax":
+        dn, flip = params.get("dimension_numbers"), params.get("transpose_kernel", False)
+        perm = _jax_layout(dn, rank, flip)[0].weight
+    elif framework in FRAMEWORKS:
+        perm = tuple(range(rank + 2))
+    else:
+        raise ValueError(f"weight_shape_of: framework must be one of {FRAMEWORKS}, got {framework!r}")
+    groups = params.get("group" if framework == "onnx" else "groups", 1)
+    torch_shape = (in_channels, out_channels // groups, *kernel_size)
+    return tuple(torch_shape[i] for i in np.argsort(perm))
+
+
 # --------------------------------------------------------------------------- what the source says
 
 
