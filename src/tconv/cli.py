@@ -428,8 +428,14 @@ def cmd_convert(args) -> int:
                              "Conv2DTranspose), give a per-dimension argument as a tuple, --input-size "
                              "8x8 or --weight-shape")
         kernel, input_size = o["--kernel-size"], o["--input-size"]
-        if None not in (c_in, c_out, kernel):
+        missing = [flag for flag, v in (("--in-channels", c_in), ("--out-channels", c_out),
+                                        ("--kernel-size", kernel)) if v is None]
+        if not missing:
             weight_shape = weight_shape_of(params, args.source, c_in, c_out, kernel)
+        elif args.input_shape is None:  # nothing else can say them
+            what = ", ".join(m[2:].replace("-", " ") for m in missing)
+            raise ValueError(f"convert: the {args.source} layer's call does not say its {what}: give "
+                             f"{' and '.join(missing)}, or --weight-shape / --input-shape")
     try:
         c = convert(params, args.source, args.target, input_shape=args.input_shape or input_size,
                     weight_shape=weight_shape)
