@@ -78,7 +78,7 @@ class ConvSpec:
         """What an algorithm crops from the full scatter ``(n-1)*s + d*(k-1) + 1`` per dimension.
 
         A negative crop extends with zeros. For ``zeros`` mode the algorithm's result is the output
-        itself; for the other modes it is the padded domain, which :func:`padding.fold` then folds.
+        itself; for the other modes it is the padded domain, which :func:`tconv.core.padding.fold` then folds.
         """
         if self.padding_mode == "zeros":
             return tuple((b, a - e) for (b, a), e in zip(self.pads, self.extra))

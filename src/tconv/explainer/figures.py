@@ -1,4 +1,4 @@
-"""Pictures of an :class:`~tconv.explain.Explanation` (matplotlib): a figure of the views, a GIF of
+"""Pictures of an :class:`~tconv.explainer.Explanation` (matplotlib): a figure of the views, a GIF of
 the scatter steps. Grids carry their values; where an input element lands is shaded; inserted zeros
 and borders are grey; the crop is a dashed box. 2-d problems (first input and output channel).
 """

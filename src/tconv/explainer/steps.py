@@ -176,7 +176,7 @@ def explain(
     if n_steps > MAX_STEPS:
         raise ValueError(
             f"explain: the input has {n_steps} elements; step-by-step explanations are limited to "
-            f"{MAX_STEPS} (tconv.explain.MAX_STEPS): explain a smaller example"
+            f"{MAX_STEPS} (tconv.explainer.steps.MAX_STEPS): explain a smaller example"
         )
     xb = x[None]
     output = conv_transpose(x, w, None, spec.stride, spec.pads, spec.extra, spec.groups,

@@ -1,4 +1,4 @@
-"""Text rendering of an :class:`~tconv.explain.Explanation`, readable in an 80-column terminal.
+"""Text rendering of an :class:`~tconv.explainer.Explanation`, readable in an 80-column terminal.
 
 Grids are aligned; several grids sit side by side when they fit in the width; with ``color`` the
 element being explained and where it lands are highlighted (ANSI), otherwise plain text.
