@@ -11,6 +11,7 @@ import threading
 import numba
 import numpy as np
 import pytest
+import torch
 
 import tconv
 from tconv.engine import fast, kernels, threads
@@ -154,3 +155,15 @@ def test_blas_limit_only_lowers_and_restores():
     assert _blas_threads() == top
     with threads.blas_limit(top + 5):  # never raises BLAS's count
         assert _blas_threads() == top
+
+
+def test_a_problem_whose_every_chunk_is_cropped_away_runs_no_jobs():
+    """Output pixels none of the input reaches (an output_padding strip): no worker is started, the
+    output is the bias alone (found by the pairwise algorithm test)."""
+    x = np.ones((1, 8, 1), np.float32)
+    w = np.ones((8, 8, 1), np.float32)
+    b = np.arange(8, dtype=np.float32)
+    y = tconv.conv_transpose(x, w, b, padding=1, output_padding=2, dilation=3, algorithm="gemm")
+    expected = torch.nn.functional.conv_transpose1d(torch.tensor(x), torch.tensor(w), torch.tensor(b),
+                                                    padding=1, output_padding=2, dilation=3).numpy()
+    np.testing.assert_allclose(y, expected)

@@ -164,7 +164,11 @@ def _workers(count: int) -> ThreadPoolExecutor:
 
 
 def _run(jobs: list) -> None:
-    """Run ``jobs`` (callables): one in this thread, several on the workers with one-thread BLAS."""
+    """Run ``jobs`` (callables): one in this thread, several on the workers with one-thread BLAS.
+
+    No jobs (every chunk's pixels cropped away) is nothing to do."""
+    if not jobs:
+        return
     if len(jobs) == 1:
         with blas_limit():
             jobs[0]()
