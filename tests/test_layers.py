@@ -208,8 +208,6 @@ def test_load_state_dict_not_strict_loads_what_it_can_as_pytorch():
     np.testing.assert_array_equal(ours.weight, before)
 
 
-@pytest.mark.xfail(strict=True, reason="layers.load_state_dict returns None; PyTorch returns the "
-                   "named tuple (missing_keys, unexpected_keys)")
 def test_load_state_dict_reports_the_keys_as_pytorch():
     ours, theirs = tconv.ConvTranspose2d(2, 4, 3), torch.nn.ConvTranspose2d(2, 4, 3)
     expected = theirs.load_state_dict(_torch_state(NOT_STRICT), strict=False)
@@ -219,6 +217,15 @@ def test_load_state_dict_reports_the_keys_as_pytorch():
     assert tuple(got) == tuple(expected)
     matched = ours.load_state_dict(theirs.state_dict())  # strict: nothing to report
     assert (matched.missing_keys, matched.unexpected_keys) == ([], [])
+
+
+def test_a_refused_load_changes_nothing():
+    layer = tconv.ConvTranspose2d(2, 4, 3, rng=0)
+    before = {k: v.copy() for k, v in layer.state_dict().items()}
+    with pytest.raises(ValueError, match="bias must have shape \\(4,\\)"):
+        layer.load_state_dict({"weight": np.zeros((2, 4, 3, 3)), "bias": np.zeros(5)})
+    for key, value in layer.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
 
 
 @pytest.mark.parametrize(

@@ -17,13 +17,20 @@ ConvTranspose2d(1, 1, kernel_size=(2, 2), stride=(2, 2), padding=(1, 1), output_
 from __future__ import annotations
 
 from math import prod, sqrt
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .functional import _conv_spec, _conv_transpose_spec, backward
 from .padding import PADDING_MODES
 from .spec import as_array, check_output_padding, int_tuple, padding_pairs
+
+
+class IncompatibleKeys(NamedTuple):
+    """What :meth:`ConvLayer.load_state_dict` did not match, as PyTorch reports it."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
 
 
 class ConvLayer:
@@ -96,23 +103,36 @@ class ConvLayer:
             state["bias"] = self.bias
         return state
 
-    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
-        """Copy parameters from a mapping of NumPy arrays or torch tensors, PyTorch's keys and shapes."""
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy parameters from a mapping of NumPy arrays or torch tensors, PyTorch's keys and shapes.
+
+        Returns, as PyTorch does, ``(missing_keys, unexpected_keys)``; with ``strict`` either is a
+        ValueError. Every value is checked before any is copied, so a refused call changes nothing.
+
+        >>> ConvTranspose1d(1, 1, 2).load_state_dict({"weight": np.ones((1, 1, 2))}, strict=False)
+        IncompatibleKeys(missing_keys=['bias'], unexpected_keys=[])
+        """
         name = type(self).__name__
         own = self.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
+        missing = [key for key in own if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in own]
         if strict and (missing or unexpected):
             raise ValueError(
                 f"{name}.load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
             )
-        for key in own.keys() & state_dict.keys():
+        new = {}
+        for key in own:
+            if key not in state_dict:
+                continue
             value = as_array(f"{name}.load_state_dict", key, state_dict[key])
             if value.shape != own[key].shape:
                 raise ValueError(
                     f"{name}.load_state_dict: {key} must have shape {own[key].shape}, got {value.shape}"
                 )
-            setattr(self, key, np.array(value, dtype=self.dtype))
+            new[key] = np.array(value, dtype=self.dtype)
+        for key, value in new.items():
+            setattr(self, key, value)
+        return IncompatibleKeys(missing, unexpected)
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradients."""
