@@ -255,3 +255,40 @@ def test_odd_layouts_through_the_fast_engine(name, algorithm, layout, monkeypatc
         work = prod(x_shape) * prod(w_shape[1:])  # N * P_in * C_in * C_out/G * P_k
         assert (work >= engine.PARALLEL_MIN_WORK) == (workers == 2)
         assert jobs == [workers] and chunks[0] >= 2
+
+
+NO_GRADS = ("fast.correlate sums no worker's weight gradient when there is no chunk: sum(()) is the "
+            "int 0, which has no reshape; it should add up every worker's (zero) array. Remove this "
+            "mark with the fix.")
+
+
+@pytest.mark.parametrize("case", [
+    "empty_batch_forward",
+    pytest.param("empty_batch_backward",
+                 marks=pytest.mark.xfail(strict=True, raises=AttributeError, reason=NO_GRADS)),
+    "empty_batch_conv",
+    "cropped_away",
+])
+def test_no_work_at_all(case, monkeypatch):
+    """Nothing to compute (an empty batch; an output no input pixel reaches): PyTorch's zeros."""
+    monkeypatch.setattr(engine, "_pool", None)  # as in a fresh process: no jobs must ask for no pool
+    F = torch.nn.functional
+    w, b = np.ones((2, 3, 3)), np.arange(3.0)
+    if case == "empty_batch_forward":
+        x = np.ones((0, 2, 5))
+        y = tconv.conv_transpose(x, w, b, 2, algorithm="gemm")
+        assert y.shape == tuple(F.conv_transpose1d(torch.tensor(x), torch.tensor(w), None, 2).shape)
+    elif case == "empty_batch_backward":
+        x, g = np.ones((0, 2, 5)), np.ones((0, 3, 7))
+        gi, gw, gb = tconv.conv_transpose_backward(g, x, w)
+        assert gi.shape == x.shape and gb.shape == (3,) and not gb.any()
+        np.testing.assert_array_equal(gw, np.zeros_like(w))  # PyTorch's too: a sum over no sample
+    elif case == "empty_batch_conv":
+        y = tconv.conv(np.ones((0, 3, 7)), w)
+        assert y.shape == tuple(F.conv1d(torch.ones(0, 3, 7, dtype=torch.float64), torch.tensor(w)).shape)
+    else:  # one output pixel, past the reach of the one input pixel (output_padding 2, dilation 3)
+        x, w1 = np.ones((1, 1, 1)), np.ones((1, 1, 1))
+        expected = F.conv_transpose1d(torch.tensor(x), torch.tensor(w1), torch.tensor(b[:1]), 1, 1, 2, 1, 3)
+        for algorithm in ("gemm", "direct"):
+            y = tconv.conv_transpose(x, w1, b[:1], 1, 1, 2, 1, 3, algorithm=algorithm)
+            np.testing.assert_array_equal(y, expected.numpy())
