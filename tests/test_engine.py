@@ -257,15 +257,9 @@ def test_odd_layouts_through_the_fast_engine(name, algorithm, layout, monkeypatc
         assert jobs == [workers] and chunks[0] >= 2
 
 
-NO_GRADS = ("fast.correlate sums no worker's weight gradient when there is no chunk: sum(()) is the "
-            "int 0, which has no reshape; it should add up every worker's (zero) array. Remove this "
-            "mark with the fix.")
-
-
 @pytest.mark.parametrize("case", [
     "empty_batch_forward",
-    pytest.param("empty_batch_backward",
-                 marks=pytest.mark.xfail(strict=True, raises=AttributeError, reason=NO_GRADS)),
+    "empty_batch_backward",
     "empty_batch_conv",
     "cropped_away",
 ])

@@ -199,7 +199,7 @@ def conv_matrix(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"algorithm='matrix': the dense convolution matrix would have shape ({rows}, {cols}) "
             f"and need {need / 2**20:.1f} MiB, above the {MATRIX_LIMIT_BYTES // 2**20} MiB limit "
-            f"(tconv.algorithms.MATRIX_LIMIT_BYTES); use algorithm='scatter' or 'auto'"
+            f"(tconv.engine.algorithms.MATRIX_LIMIT_BYTES); use algorithm='scatter' or 'auto'"
         )
     # Per dimension the (i, t, j) triples with j = i*s + t*d - crop_before inside the core.
     triples = []
@@ -238,7 +238,7 @@ def matrix(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
 
 #: Transposed-convolution algorithms by name; each ``f(spec, x, w, b=None) -> y`` adds the bias ``b``
 #: ``(G*Cl,)`` when given (see the module docstring).
-TRANSPOSED: dict[str, Callable[[ConvSpec, np.ndarray, np.ndarray], np.ndarray]] = {
+TRANSPOSED: dict[str, Callable[[ConvSpec, np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]] = {
     "scatter": scatter,
     "zero_insertion": zero_insertion,
     "matrix": matrix,

@@ -377,7 +377,7 @@ def correlate(spec: ConvSpec, large: np.ndarray, w: np.ndarray, small: np.ndarra
     _run([lambda m=m, gw=gw: worker(m, gw) for m, gw in zip(shares, grads) if m])
     grad_w = None
     if small is not None:
-        grad_w = sum(gw for gw, m in zip(grads, shares) if m).reshape(spec.weight_shape)
+        grad_w = sum(grads[1:], grads[0]).reshape(spec.weight_shape)  # zeros where a share had no work
     if out is not None:
         out = out.reshape(N, spec.small_channels, *spec.small)
     return out, grad_w

@@ -244,6 +244,14 @@ def explain(
         part = algorithms.scatter(spec, xb, wc)[0]
         pieces[c, g * Cl:(g + 1) * Cl] = part[g * Cl:(g + 1) * Cl]
 
+    # every view must give the output: the text says so, so it is checked here, each time
+    views = {"scatter steps": pad_or_crop(running, tuple((-b, -a) for b, a in crop)),
+             "zero-insertion": zi_out, "channel pieces": pieces.sum(axis=0)}
+    if matrix is not None:
+        views["matrix"] = matrix.y.reshape(output.shape)
+    for view, value in views.items():
+        if not np.allclose(value, output, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(output).max()))):
+            raise RuntimeError(f"explain: the {view} view disagrees with conv_transpose (a bug in tconv)")
     return Explanation(x, w, spec.stride, spec.pads, ops, spec.dilation, G, sizes, running, crop,
                        tuple(steps), zero_insertion, matrix, note, pieces, output, spec)
 
