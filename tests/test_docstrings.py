@@ -1,16 +1,19 @@
 """Docstrings point at what exists: every Sphinx-style reference (``:func:`x```, ``:mod:`x```, ...)
-in the engine's and the command line's modules resolves to a module or object."""
+in every tconv module resolves to a module or object."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 import re
 
 import pytest
 
-MODULES = ["tconv.engine.fast", "tconv.engine.kernels", "tconv.engine.threads", "tconv.core.functional",
-           "tconv.bench", "tconv.cli"]
+import tconv
+
+MODULES = sorted(m.name for m in pkgutil.walk_packages(tconv.__path__, "tconv.")
+                 if not m.name.endswith("__main__"))
 
 REFERENCE = re.compile(r":(?:func|mod|data|class|meth|attr):`~?\.?([\w.]+)`")
 
