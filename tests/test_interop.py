@@ -164,6 +164,8 @@ def native(draw, framework: str):
             (draw(st.integers(-1, e)), draw(st.integers(-1, e))) for e in spans))))
         p = dict(strides=s, padding=padding)
         _maybe(draw, p, "rhs_dilation", d, ones)
+        if "rhs_dilation" not in p and draw(st.booleans()):
+            p["rhs_dilation"] = None  # jax's own default, written out
         transpose_kernel = draw(st.booleans())
         _maybe(draw, p, "transpose_kernel", transpose_kernel, False)
         if draw(st.booleans()):
