@@ -30,3 +30,26 @@ def compute(framework: str, p: dict, x: np.ndarray, w: np.ndarray, b: np.ndarray
         layer.set_weights([w] + ([b] if layer.use_bias else []))
         return np.asarray(layer(x))
     raise ValueError(framework)
+
+
+def keras_layer_to_torch(p: dict, x: np.ndarray):
+    """A built Keras layer object converted whole (``convert(layer, 'keras', 'torch')``), run in
+    PyTorch: returns (Keras's output, the converted output)."""
+    import keras
+    import torch
+
+    import tconv
+
+    layer = getattr(keras.layers, f"Conv{x.ndim - 2}DTranspose")(**p)
+    layer.build(x.shape)
+    expected = np.asarray(layer(x))
+    c = tconv.convert(layer, "keras", "torch")  # channels and kernel from the built layer
+    weights = layer.get_weights()
+    module = getattr(torch.nn, f"ConvTranspose{x.ndim - 2}d")(**c.params)
+    state = {"weight": torch.from_numpy(c.weight(weights[0]))}
+    if c.has_bias:
+        state["bias"] = torch.from_numpy(c.bias(weights[1]))
+    module.load_state_dict(state)
+    with torch.no_grad():
+        y = module(torch.from_numpy(c.input(x))).numpy()
+    return expected, c.output(y, bias=weights[1] if c.has_bias else None)

@@ -28,18 +28,23 @@ from tconv.interop import FRAMEWORKS, convert  # noqa: E402
 _executor = None
 
 
-def remote(framework, p, x, w, b):
-    """JAX/Keras in a child process (see jaxkeras.py); a crashed child is restarted once."""
+def in_child(fn, *args):
+    """``fn(*args)`` in the child process that runs JAX/Keras (see jaxkeras.py); a crashed child is
+    restarted once."""
     global _executor
     for attempt in range(2):
         if _executor is None:
             _executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         try:
-            return _executor.submit(jaxkeras.compute, framework, p, x, w, b).result(timeout=600)
+            return _executor.submit(fn, *args).result(timeout=600)
         except BrokenProcessPool:
             _executor = None
             if attempt:
                 raise
+
+
+def remote(framework, p, x, w, b):
+    return in_child(jaxkeras.compute, framework, p, x, w, b)
 
 
 def _layer(cls, p: dict, w: np.ndarray, b: np.ndarray | None, tensor):
@@ -389,3 +394,11 @@ def test_exact_and_its_refusal():
         convert(odd, "keras", "torch", input_shape=(1, 5, 5, 4), exact=True)
     c = convert(odd, "keras", "torch", input_shape=(1, 5, 5, 4))
     assert c.fixup == ((0, 1), (0, 1)) and "fixup" in c.explain()
+
+
+def test_a_keras_layer_object_converts_whole():
+    x = np.random.default_rng(3).standard_normal((2, 5, 6, 4)).astype(np.float32)
+    expected, got = in_child(jaxkeras.keras_layer_to_torch, dict(
+        filters=3, kernel_size=3, strides=2, padding="same", bias_initializer="random_normal"), x)
+    assert got.shape == expected.shape == (2, 10, 12, 3)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
