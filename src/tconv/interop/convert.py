@@ -42,7 +42,6 @@ the bias. The crop, from each framework's own definition:
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Any
@@ -520,17 +519,21 @@ def _write(c: Canonical, target: str) -> tuple[dict, tuple[tuple[int, int], ...]
             raise ValueError(f"convert: keras refuses strides > 1 with dilation_rate > 1 (strides="
                              f"{c.stride}, dilation_rate={c.dilation})")
         options = []
-        for padding, op in itertools.product(("valid", "same"), (None, *range(max(c.stride)))):
-            if op is not None and any(op >= s for s in c.stride):
-                continue
-            got = tuple(_keras_crop(k, s, d, padding, op)
-                        for k, s, d in zip(c.kernel, c.stride, c.dilation))
-            options.append((_distance(got, c.crop), padding, op, got))
-        _, padding, op, got = min(options, key=lambda t: (t[0], t[1] != "same", t[2] is not None))
+        dims = list(zip(c.kernel, c.stride, c.dilation, c.crop))
+        for padding in ("same", "valid"):
+            # output_padding=None (Keras's own choice in every dimension), or per dimension the
+            # output_padding (< stride) whose window is closest
+            got = tuple(_keras_crop(k, s, d, padding, None) for k, s, d, _ in dims)
+            options.append((_distance(got, c.crop), padding, None, got))
+            ops = tuple(min(range(s), key=lambda o, k=k, s=s, d=d, w=w: (
+                _distance([_keras_crop(k, s, d, padding, o)], [w]), o)) for k, s, d, w in dims)
+            got = tuple(_keras_crop(k, s, d, padding, o) for (k, s, d, _), o in zip(dims, ops))
+            options.append((_distance(got, c.crop), padding, ops, got))
+        _, padding, ops, got = min(options, key=lambda t: (t[0], t[1] != "same", t[2] is not None))
         layout = Layout.channels_last(c.rank, _keras_weight_perm(c.rank))
         return dict(filters=c.out_channels, kernel_size=c.kernel, strides=c.stride, padding=padding,
-                    output_padding=None if op is None else (op,) * c.rank, data_format="channels_last",
-                    dilation_rate=c.dilation, use_bias=c.bias), got, layout
+                    output_padding=ops, data_format="channels_last", dilation_rate=c.dilation,
+                    use_bias=c.bias), got, layout
     if target == "jax":
         pairs = tuple((e - 1 - b, e - 1 - a) for e, (b, a) in zip(c.span, c.crop))
         numbers = _jax_channels_first(c.rank)
