@@ -32,7 +32,7 @@ def make_test(tmp_path: Path, *variables: str, sudo_works: bool, dry_run: bool =
     env.pop("TCONV_REQUIRE_BROWSER", None)
     done = subprocess.run(
         [MAKE, "-s", *(["-n"] if dry_run else []), "-o", ".venv/.test", "-o", ".venv/.base", "test",
-         "PY=echo", "CHROMIUM=", *variables],
+         "PY=echo", "CHROMIUM=", "PYTEST_WORKERS=", *variables],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
     return done.stdout
 
