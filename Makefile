@@ -43,7 +43,7 @@ else
 endif
 endif
 	$(PY) -m ruff check src tests
-	$(if $(IS_ROOT),TCONV_REQUIRE_BROWSER=1 )$(PY) -m pytest $(PYTEST_WORKERS)
+	$(if $(IS_ROOT),TCONV_REQUIRE_BROWSER=1 )$(PY) -m pytest$(if $(PYTEST_WORKERS), $(PYTEST_WORKERS))
 
 # Speed, side by side with PyTorch and ONNX Runtime; writes benchmarks/results.md and .json
 bench: $(VENV)/.test
