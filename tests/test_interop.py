@@ -289,6 +289,9 @@ def test_channels_and_kernel_come_from_the_shapes():
     by_weight = convert(keras, "keras", "torch", weight_shape=(3, 3, 8, 4))
     assert by_input.params == by_weight.params
     assert by_input.params["in_channels"] == 4 and by_input.params["kernel_size"] == (3, 3)
+    spatial = convert(dict(in_channels=4, out_channels=2, kernel_size=(3, 3), padding="same", stride=2),
+                      "tconv", "torch", input_shape=(5, 5))  # the spatial sizes alone
+    assert spatial.input_size == (5, 5) and spatial.fixup == ((0, 1), (0, 1))
     first = convert({**keras, "data_format": "channels_first"}, "keras", "torch", input_shape=(1, 4, 5, 5))
     assert first.params["in_channels"] == 4
     onnx = convert(dict(strides=[2, 2]), "onnx", "torch", weight_shape=(4, 3, 2, 2))
@@ -377,6 +380,12 @@ def test_onnx_runtime_departures_are_followed_and_explained():
      TypeError, r"\['strides'\] are not torch arguments"),
     (lambda: convert(dict(strides=(2,), padding=1), "jax", "torch", weight_shape=(1, 1, 2)),
      TypeError, r"jax padding must be 'SAME', 'VALID' or 1 \(lo, hi\) pairs"),
+    (lambda: convert(dict(in_channels=1, out_channels=1, kernel_size=(3, 3)), "torch", "onnx",
+                     input_shape=(1, 1, 4)), ValueError, r"input_shape must be the whole input shape \(4 "
+     r"sizes\) or its 2 spatial sizes"),
+    (lambda: convert(dict(in_channels=1, out_channels=1, kernel_size=(3,)), "torch", "onnx",
+                     weight_shape=(1, 1, 3, 3)), ValueError,
+     r"rank is 1 by the arguments but 2 by weight_shape"),
     (lambda: convert(dict(filters=1, kernel_size=3, activation="relu"), "keras", "torch",
                      weight_shape=(3, 1, 1)), ValueError, r"activation='relu' is not part"),
 ])

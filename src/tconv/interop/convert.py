@@ -215,8 +215,16 @@ def _rank_of(facts: _Facts, per_dim: list, weight_shape, input_shape) -> int:
     if weight_shape is not None:
         facts.give("rank", len(weight_shape) - 2, "weight_shape")
     if input_shape is not None and "rank" not in facts.values:
-        facts.give("rank", len(input_shape) - 2, "input_shape")
-    return facts.get("rank", "weight_shape or input_shape (the arguments give every size as one int)")
+        # a whole shape (N, C, *spatial); one or two sizes can only be spatial sizes alone
+        facts.give("rank", len(input_shape) - 2 if len(input_shape) > 2 else len(input_shape),
+                   "input_shape")
+    rank = facts.get("rank", "weight_shape or input_shape (the arguments give every size as one int)")
+    if rank < 1:
+        raise ValueError(f"convert: weight_shape must have at least 3 sizes, got {weight_shape}")
+    if input_shape is not None and len(input_shape) not in (rank, rank + 2):
+        raise ValueError(f"convert: input_shape must be the whole input shape ({rank + 2} sizes) or its "
+                         f"{rank} spatial sizes, got {input_shape}")
+    return rank
 
 
 def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, Layout, tuple[str, ...]]:
@@ -377,9 +385,6 @@ def _need(input_shape, layout: Layout, rank: int, what: str) -> tuple[int, ...]:
     if input_shape is None:
         raise ValueError(f"convert: {what} depends on the input size: pass input_shape (the whole "
                          f"input shape in the source's layout, or the spatial sizes)")
-    if len(input_shape) not in (rank, rank + 2):
-        raise ValueError(f"convert: input_shape must have {rank + 2} sizes (or the {rank} spatial ones), "
-                         f"got {input_shape}")
     return layout.spatial(input_shape, rank)
 
 
@@ -784,8 +789,6 @@ def convert(params: Any, source: str, target: str, *, input_shape: Any = None,
     input_shape = _shape("input_shape", input_shape)
     weight_shape = _shape("weight_shape", weight_shape) or own_weight_shape
     canonical, source_layout, notes = _read(src, source, input_shape, weight_shape)
-    if weight_shape is not None and len(weight_shape) != canonical.rank + 2:
-        raise ValueError(f"convert: weight_shape must have {canonical.rank + 2} sizes, got {weight_shape}")
     out, achieved, target_layout = _write(canonical, target)
     fixup = tuple((w[0] - g[0], w[1] - g[1]) for w, g in zip(canonical.crop, achieved))
     fixup = None if all(f == (0, 0) for f in fixup) else fixup
