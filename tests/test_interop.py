@@ -411,3 +411,33 @@ def test_a_keras_layer_object_converts_whole():
         filters=3, kernel_size=3, strides=2, padding="same", bias_initializer="random_normal"), x)
     assert got.shape == expected.shape == (2, 10, 12, 3)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+_junk = st.one_of(st.none(), st.integers(-2, 4), st.floats(-1, 3), st.text(max_size=3),
+                  st.lists(st.integers(-1, 4), max_size=4).map(tuple),
+                  st.lists(st.tuples(st.integers(-1, 3), st.integers(-1, 3)), max_size=3).map(tuple),
+                  st.sampled_from(["SAME", "VALID", "same", "valid", "SAME_UPPER", "NOTSET"]))
+_keys = sorted({"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding",
+                "groups", "dilation", "filters", "strides", "dilation_rate", "kernel_shape", "pads",
+                "auto_pad", "output_shape", "group", "dilations", "rhs_dilation", "dimension_numbers",
+                "transpose_kernel", "data_format", "use_bias", "bias"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(source=st.sampled_from(FRAMEWORKS), target=st.sampled_from(FRAMEWORKS), data=st.data(),
+       input_shape=st.one_of(st.none(), st.lists(st.integers(0, 5), max_size=5).map(tuple)),
+       weight_shape=st.one_of(st.none(), st.lists(st.integers(0, 4), max_size=5).map(tuple)))
+def test_any_arguments_give_a_conversion_or_a_clear_error(source, target, data, input_shape,
+                                                          weight_shape):
+    """Whatever the caller passes: a Conversion, a ValueError or a TypeError saying convert; never
+    another exception. Junk alone, or a working layer with some arguments replaced by junk."""
+    params = data.draw(st.one_of(
+        st.dictionaries(st.sampled_from(_keys), _junk, max_size=6),
+        st.dictionaries(st.sampled_from(_keys), _junk, max_size=2).map(
+            lambda junk: {**native_minimal[source], **junk})))
+    try:
+        c = convert(params, source, target, input_shape=input_shape, weight_shape=weight_shape)
+    except (ValueError, TypeError) as exc:
+        assert "convert" in str(exc), exc
+        return
+    assert c.rank >= 1 and c.in_channels >= 1 and c.out_channels >= 1

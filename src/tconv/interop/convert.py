@@ -42,6 +42,7 @@ the bias. The crop, from each framework's own definition:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Any
@@ -195,6 +196,11 @@ def _shape(name: str, shape: Any) -> tuple[int, ...] | None:
     return tuple(int(v) for v in values)
 
 
+def _count(name: str, value: Any, source: str) -> int:
+    """A channel count: a positive int."""
+    return int_tuple(f"convert: {source}", name, value, 1, 1)[0]
+
+
 def _check_keys(params: dict, source: str) -> None:
     unknown = sorted(set(params) - _ACCEPTED[source])
     if unknown:
@@ -209,7 +215,7 @@ def _per_dim(name: str, value: Any, rank: int, source: str, minimum: int = 1) ->
 def _rank_of(facts: _Facts, per_dim: list, weight_shape, input_shape) -> int:
     """The rank from any per-dimension argument given as a sequence, or from the shapes."""
     for value in per_dim:
-        if value is not None and not isinstance(value, (Integral, str)):
+        if isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
             facts.give("rank", len(value), "the arguments")
             break
     if weight_shape is not None:
@@ -240,8 +246,9 @@ def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, L
         if "kernel_size" in p:
             facts.give("kernel size", _per_dim("kernel_size", p["kernel_size"], rank, source),
                        "kernel_size")
-        facts.give("in_channels", p.get("in_channels"), "in_channels")
-        facts.give("out_channels", p.get("out_channels"), "out_channels")
+        for key in ("in_channels", "out_channels"):
+            if key in p:
+                facts.give(key, _count(key, p[key], source), key)
         if weight_shape is not None:
             facts.give("in_channels", weight_shape[0], "weight_shape")
             facts.give("out_channels", weight_shape[1] * groups, "weight_shape")
@@ -278,7 +285,7 @@ def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, L
         layout = Layout.channels_first(rank)
         groups = int_tuple("convert: onnx", "group", p.get("group", 1), 1, 1)[0]
         if "kernel_shape" in p:
-            facts.give("kernel size", _per_dim("kernel_shape", list(p["kernel_shape"]), rank, source),
+            facts.give("kernel size", _per_dim("kernel_shape", p["kernel_shape"], rank, source),
                        "kernel_shape")
         if weight_shape is not None:
             facts.give("in_channels", weight_shape[0], "weight_shape")
@@ -290,13 +297,19 @@ def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, L
         attrs = dict(p)
         for key in ("strides", "dilations", "output_padding"):
             if key in attrs:
-                attrs[key] = _per_dim(key, list(attrs[key]), rank, source, 0 if key == "output_padding"
-                                      else 1)
+                attrs[key] = _per_dim(key, attrs[key], rank, source, 0 if key == "output_padding" else 1)
+        if attrs.get("output_shape") is not None:  # the spatial sizes (a whole shape: its last ones)
+            shape = attrs["output_shape"]
+            if isinstance(shape, (Sequence, np.ndarray)) and len(shape) == rank + 2:
+                shape = list(shape)[2:]
+            attrs["output_shape"] = _per_dim("output_shape", shape, rank, source)
         if "pads" in attrs:
-            attrs["pads"] = int_tuple("convert: onnx", "pads", list(attrs["pads"]), 2 * rank, 0)
-        needs = p.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER") or "output_shape" in p
+            attrs["pads"] = int_tuple("convert: onnx", "pads", attrs["pads"], 2 * rank, 0)
+        needs = (p.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER")
+                 or p.get("output_shape") is not None)
         n = _need(input_shape, layout, rank, "auto_pad SAME_* / output_shape") if needs else (1,) * rank
-        r = resolve("ConvTranspose", attrs, n, kernel)
+        attrs["kernel_shape"] = kernel
+        r = resolve("ConvTranspose", attrs, n, kernel, "convert: onnx")
         stride, dilation = r["stride"], r["dilation"]
         crop = tuple((b, a - o) for (b, a), o in zip(r["padding"], r["output_padding"]))
         notes = r["notes"]
@@ -315,7 +328,8 @@ def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, L
         groups = 1
         facts.give("kernel size", _per_dim("kernel_size", p.get("kernel_size"), rank, source),
                    "kernel_size")
-        facts.give("out_channels", p.get("filters"), "filters")
+        if "filters" in p:
+            facts.give("out_channels", _count("filters", p["filters"], source), "filters")
         if weight_shape is not None:
             facts.give("kernel size", tuple(weight_shape[:rank]), "weight_shape")
             facts.give("out_channels", weight_shape[rank], "weight_shape")

@@ -51,7 +51,8 @@ def _attributes(node) -> dict[str, Any]:
 
 
 def transposed_window(n: int, k: int, s: int, d: int, op: int, auto_pad: str,
-                      pads: tuple[int, int] | None, output_shape: int | None) -> tuple[tuple[int, int], str]:
+                      pads: tuple[int, int] | None, output_shape: int | None,
+                      name: str = "tconv.onnx") -> tuple[tuple[int, int], str]:
     """One dimension of a ``ConvTranspose`` node as ONNX Runtime computes it (see the module).
 
     Returns the crop ``(before, after)`` of the full scatter result (``after`` negative: pixels
@@ -71,7 +72,7 @@ the total padding at 0 and returns 5 pixels; the ONNX text says input*stride = 6
         output_shape = min(n * s, full + op)
     if output_shape is not None:
         if output_shape > full + s - 1:
-            raise ValueError(f"tconv.onnx: output_shape {output_shape} is more than stride - 1 pixels "
+            raise ValueError(f"{name}: output_shape {output_shape} is more than stride - 1 pixels "
                              f"past the full result ({full}); ONNX Runtime refuses it")
         if output_shape > full + op and not note:
             note = (f"output_shape {output_shape} is larger than the full result plus output_padding "
@@ -84,11 +85,13 @@ the total padding at 0 and returns 5 pixels; the ONNX text says input*stride = 6
     return (begin, end - op), note
 
 
-def resolve(op_type: str, attrs: dict, in_size: tuple[int, ...], kernel: tuple[int, ...]) -> dict:
+def resolve(op_type: str, attrs: dict, in_size: tuple[int, ...], kernel: tuple[int, ...],
+            name: str | None = None) -> dict:
     """The tconv arguments (stride, padding pairs, output_padding, dilation, groups) of one node,
-    and ``notes`` where ONNX Runtime departs from the ONNX text (see the module)."""
+    and ``notes`` where ONNX Runtime departs from the ONNX text (see the module). ``name`` starts
+    the error messages."""
     rank = len(kernel)
-    name = f"tconv.onnx {op_type}"
+    name = name or f"tconv.onnx {op_type}"
     s = tuple(attrs.get("strides", [1] * rank))
     d = tuple(attrs.get("dilations", [1] * rank))
     auto = attrs.get("auto_pad", "NOTSET")
@@ -115,7 +118,7 @@ def resolve(op_type: str, attrs: dict, in_size: tuple[int, ...], kernel: tuple[i
     for i in range(rank):
         (begin, after), note = transposed_window(
             in_size[i], kernel[i], s[i], d[i], op[i], auto, None if pads is None else pads[i],
-            out_shape[i])
+            out_shape[i], name)
         pairs.append((begin, max(after, 0)))
         extra.append(max(-after, 0))
         if note:
