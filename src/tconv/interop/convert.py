@@ -106,9 +106,9 @@ class Layout:
     flip: bool = False
 
     @classmethod
-    def channels_first(cls, rank: int) -> Layout:
+    def channels_first(cls, rank: int, weight: tuple[int, ...] | None = None) -> Layout:
         ident = tuple(range(rank + 2))
-        return cls(ident, ident, ident)
+        return cls(ident, ident, weight or ident)
 
     @classmethod
     def channels_last(cls, rank: int, weight: tuple[int, ...] | None = None) -> Layout:
@@ -318,8 +318,7 @@ def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, L
         rank = _rank_of(facts, [p.get("kernel_size"), p.get("strides"), p.get("dilation_rate"),
                                 p.get("output_padding")], weight_shape, input_shape)
         first = (p.get("data_format") or "channels_last") == "channels_first"
-        layout = (Layout.channels_first(rank) if first else Layout.channels_last(rank))
-        layout = Layout(layout.data_in, layout.data_out, _keras_weight_perm(rank))
+        layout = (Layout.channels_first if first else Layout.channels_last)(rank, _keras_weight_perm(rank))
         if p.get("groups", 1) != 1:
             raise ValueError("convert: keras Conv*DTranspose has no groups")
         if p.get("activation") not in (None, "linear"):
