@@ -14,7 +14,9 @@ it. Where its numbers come from:
   multiplied here;
 - ``pieces`` are the ``scatter`` algorithm run with one input channel's weights at a time.
 
-Nothing here checks at run time that the views agree; the tests check each against PyTorch.
+Every view's result is checked against ``output`` before :func:`explain` returns (a disagreement
+would be a bug in tconv, a RuntimeError), which is what the text rendering's "every view agrees"
+rests on; the tests check each view against PyTorch too.
 Planning helpers: :func:`output_shape`, :func:`round_trip`, :func:`solve`, :func:`overlap`.
 
 >>> import numpy as np
