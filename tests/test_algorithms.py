@@ -22,7 +22,7 @@ from tconv.explainer.examples import D2L_MATRIX
 
 
 def test_registry():
-    assert tconv.ALGORITHMS == ("auto", "scatter", "zero_insertion", "matrix", "gemm", "direct")
+    assert tconv.ALGORITHMS == ("auto", "scatter", "zero_insertion", "matrix", "gemm", "direct", "phase")
     assert set(algorithms.TRANSPOSED) == set(tconv.ALGORITHMS) - {"auto"}
 
 

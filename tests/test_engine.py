@@ -20,17 +20,21 @@ from test_functional import assert_refused, torch_pads, transposed_sizes
 
 import tconv
 from tconv.engine import fast as engine
+from tconv.engine import phase
+
+#: The engine's algorithms and auto, run on every configuration against PyTorch.
+FAST = ("gemm", "direct", "phase", "auto")
 
 
 @contextlib.contextmanager
 def chunked(chunk_bytes):
-    saved = engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK
-    engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK = chunk_bytes, 0
+    saved = engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES
+    engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES = chunk_bytes, 0, chunk_bytes
     try:
         with tconv.num_threads(2):  # whatever the machine's default
             yield
     finally:
-        engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK = saved
+        engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES = saved
 
 
 @st.composite
@@ -100,10 +104,10 @@ def test_fast_engine_matches_reference_and_torch(cfg, chunk, dtype):
         return tconv.conv_transpose(x32, w32, b32, *args, padding_mode=mode, algorithm=name)
 
     with chunked(chunk):
-        if refused_like_torch(lambda: [run(name) for name in ("gemm", "direct", "auto")], x, w, b, args,
+        if refused_like_torch(lambda: [run(name) for name in FAST], x, w, b, args,
                               mode, large):
             return
-        results = {name: run(name) for name in ("gemm", "direct", "auto")}
+        results = {name: run(name) for name in FAST}
     expected = torch_reference(x, w, b, *args, mode, large)  # float64
     scatter = run("scatter")
     tol = 1e-4 if dtype == np.float32 else 1e-10
@@ -224,7 +228,7 @@ def _problem(name):
 
 
 @pytest.mark.parametrize("layout", [*LAYOUTS, "mixed"])
-@pytest.mark.parametrize("algorithm", ["gemm", "direct"])
+@pytest.mark.parametrize("algorithm", ["gemm", "direct", "phase"])
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_odd_layouts_through_the_fast_engine(name, algorithm, layout, monkeypatch):
     (x, w, b), args, expected = _problem(name)
@@ -283,6 +287,6 @@ def test_no_work_at_all(case, monkeypatch):
     else:  # one output pixel, past the reach of the one input pixel (output_padding 2, dilation 3)
         x, w1 = np.ones((1, 1, 1)), np.ones((1, 1, 1))
         expected = F.conv_transpose1d(torch.tensor(x), torch.tensor(w1), torch.tensor(b[:1]), 1, 1, 2, 1, 3)
-        for algorithm in ("gemm", "direct"):
+        for algorithm in ("gemm", "direct", "phase"):
             y = tconv.conv_transpose(x, w1, b[:1], 1, 1, 2, 1, 3, algorithm=algorithm)
             np.testing.assert_array_equal(y, expected.numpy())

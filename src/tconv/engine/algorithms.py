@@ -39,7 +39,7 @@ import numpy as np
 
 from ..core.padding import fold, pad_or_crop
 from ..core.spec import ConvSpec, check_bytes
-from . import fast
+from . import fast, phase
 
 #: The matrix algorithm refuses a problem whose dense matrix would be larger than this many bytes.
 MATRIX_LIMIT_BYTES = 256 * 2**20
@@ -244,6 +244,7 @@ TRANSPOSED: dict[str, Callable[[ConvSpec, np.ndarray, np.ndarray, np.ndarray | N
     "matrix": matrix,
     "gemm": fast.gemm,
     "direct": fast.direct,
+    "phase": phase.phase,
 }
 
 #: The names ``algorithm=`` accepts.

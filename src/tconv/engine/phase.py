@@ -1,0 +1,106 @@
+"""The sub-pixel (stride-phase) algorithm: every output pixel written once, by BLAS.
+
+Symbols as in :mod:`tconv.engine.algorithms`. Large pixel ``j`` of the core domain meets small pixel
+``i`` through tap ``t`` when ``j = i*s + t*d - p`` (``p`` the crop before, ``spec.core_crop``). Group
+the large pixels by their *phase* ``q = (j + p) mod s`` per dimension: the taps that reach phase
+``q`` are those with ``t*d ≡ q (mod s)``, and writing ``t*d = q + s*u`` and ``j + p = q + s*m``, the
+pixel is ``sum over those taps of x[m - u] * w[t]`` — a stride-1 correlation of the *input* with the
+phase's few taps. So per phase (``s**rank`` of them):
+
+1. ``cols (N, G, Cs*T, M)``: for each of the phase's ``T`` taps, the input shifted by ``-u`` (zeros
+   outside it) — an im2col of the small side, ``T ≈ prod(k/s)`` taps deep;
+2. ``W_q (G, Cl, Cs*T)``: the phase's taps of the weight;
+3. ``out = W_q @ cols (N, G, Cl, M)``, the bias added, written once into the output's phase view
+   (every ``s``-th pixel from the phase's first).
+
+Nothing is accumulated into the output (no col2im read-modify-write), the product's inner dimension
+is ``Cs*T`` rather than ``Cs``, and nothing is zero-inserted. XNNPACK's deconvolution and oneDNN's
+are built the same way (subconvolutions per output phase).
+"""
+
+from __future__ import annotations
+
+from itertools import product
+from math import prod
+
+import numpy as np
+
+from ..core.spec import ConvSpec
+from .fast import finish
+
+#: The columns of one step (a chunk of samples, one phase) take at most about this many bytes.
+PHASE_CHUNK_BYTES = 16 * 2**20
+
+
+def dim_phases(n: int, k: int, s: int, d: int, crop: int, size: int) -> list[tuple[int, int, int, list]]:
+    """One dimension's phases: ``(first, count, base, taps)`` per phase that has output pixels.
+
+    The phase's pixels are ``j = first + s*m'`` for ``m'`` in ``[0, count)``; tap ``(t, u)`` reads
+    input ``i = base + m' - u`` there. A phase no tap reaches has ``taps == []`` (its pixels are 0).
+
+    >>> dim_phases(n=3, k=3, s=2, d=1, crop=0, size=7)
+    [(0, 4, 0, [(0, 0), (2, 1)]), (1, 3, 0, [(1, 0)])]
+    """
+    phases = []
+    for q in range(s):
+        first = (q - crop) % s
+        count = len(range(first, size, s))
+        if count == 0:
+            continue
+        base = (first + crop - q) // s
+        taps = [(t, (t * d - q) // s) for t in range(k) if (t * d) % s == q]
+        phases.append((first, count, base, taps))
+    return phases
+
+
+def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """The sub-pixel algorithm (see the module): per output phase, im2col of the input and one
+    batched BLAS product, written once into the output's phase view, bias included.
+
+    ``x`` ``(N, G*Cs, *n)``, ``w`` ``(G*Cs, Cl, *k)`` -> ``(N, G*Cl, *L)``.
+    """
+    N, G, rank = x.shape[0], spec.groups, spec.rank
+    Cs, Cl = spec.small_channels // G, spec.large_channels // G
+    per_dim = [dim_phases(n, k, s, d, cb, size) for n, k, s, d, (cb, _), size in zip(
+        spec.small, spec.kernel, spec.stride, spec.dilation, spec.core_crop, spec.core_size)]
+    # zeros around the input so that every tap's shifted window lies inside it
+    pads = []
+    for n, phases in zip(spec.small, per_dim):
+        reach = [(base - u, base - u + count) for _, count, base, taps in phases for _, u in taps]
+        pads.append((max([0] + [-lo for lo, _ in reach]), max([0] + [hi - n for _, hi in reach])))
+    xg = x.reshape(N, G, Cs, *spec.small)
+    if any(lo or hi for lo, hi in pads):
+        xp = np.zeros((N, G, Cs, *(n + lo + hi for n, (lo, hi) in zip(spec.small, pads))), spec.dtype)
+        xp[(Ellipsis, *(slice(lo, lo + n) for n, (lo, _) in zip(spec.small, pads)))] = xg
+    else:
+        xp = xg
+    wg = w.reshape(G, Cs, Cl, *spec.kernel)
+    fuse = b is not None and spec.padding_mode == "zeros"
+    bias = b.reshape(G, Cl, *(1,) * rank).astype(spec.dtype, copy=False) if fuse else None
+    core = np.empty((N, G, Cl, *spec.core_size), spec.dtype)
+    for combo in product(*per_dim):
+        firsts, counts, bases, taps = zip(*combo)
+        view = (slice(None), slice(None), slice(None),
+                *(slice(f, f + s * (c - 1) + 1, s) for f, c, s in zip(firsts, counts, spec.stride)))
+        T = prod(len(t) for t in taps)
+        if T == 0:  # no tap reaches these pixels: zeros (and the bias)
+            core[view] = 0 if bias is None else bias
+            continue
+        # W_q[g, o, (c, taps)]: the phase's taps of the weight
+        w_q = wg[(slice(None), slice(None), slice(None), *np.ix_(*[[t for t, _ in tp] for tp in taps]))]
+        w_q = w_q.reshape(G, Cs, Cl, T).transpose(0, 2, 1, 3).reshape(G, Cl, Cs * T)
+        M = prod(counts)
+        step = max(1, PHASE_CHUNK_BYTES // max(1, G * Cs * T * M * spec.dtype.itemsize))
+        for n0 in range(0, N, step):
+            n1 = min(N, n0 + step)
+            cols = np.empty((n1 - n0, G, Cs, T, *counts), spec.dtype)
+            for a, tap in enumerate(product(*taps)):
+                window = tuple(slice(lo + base - u, lo + base - u + c)
+                               for (lo, _), base, (_, u), c in zip(pads, bases, tap, counts))
+                cols[:, :, :, a] = xp[(slice(n0, n1), slice(None), slice(None), *window)]
+            # (G, Cl, Cs*T) @ (n, G, Cs*T, M) -> (n, G, Cl, M)
+            out = np.matmul(w_q, cols.reshape(n1 - n0, G, Cs * T, M)).reshape(n1 - n0, G, Cl, *counts)
+            if bias is not None:
+                out += bias
+            core[n0:n1][view] = out
+    return finish(spec, core, None if fuse else b)
