@@ -7,7 +7,7 @@ and tap ``t`` meet large pixel ``j = i*s + t*d - p``.
 
 Only :func:`direct` runs in parallel (numba ``prange`` over output planes, one thread per plane, so
 no two threads write one pixel; at most :func:`tconv.get_num_threads` threads). ``col2im``,
-``im2col`` and ``col2im_gather`` are serial and release the GIL: the engine's worker threads
+``im2col``, ``col2im_gather`` and ``phase_cols`` are serial and release the GIL: the engine's worker threads
 (:mod:`tconv.engine.fast`) run them side by side on shares that never write the same pixel.
 
 Compiled on first use and cached on disk (``cache=True``): a new process pays only the load.
@@ -215,7 +215,29 @@ def _col2im_gather(cols, y, n_first, c_first, f0, f1, f2, tab0, cnt0, tab1, cnt1
                 row[p] += acc[p, o]
 
 
-# Serial, and without the GIL: the engine's two worker threads run them side by side.
+def _phase_cols(xp, cols, n_first, c_first, channels, taps, b0, b1, b2):
+    """One phase's im2col (:mod:`tconv.engine.phase`):
+    ``cols[c, a, b, m0, m1, m2] = xp[n_first+b, c_first+c, b0-u0+m0, b1-u1+m1, b2-u2+m2]`` with
+    ``(u0, u1, u2) = taps[a]``; ``xp`` is zero-padded so that every index is inside it."""
+    T, nb = cols.shape[1], cols.shape[2]
+    c0, c1, c2 = cols.shape[3], cols.shape[4], cols.shape[5]
+    for c in range(channels):
+        for a in range(T):
+            o0, o1, o2 = b0 - taps[a, 0], b1 - taps[a, 1], b2 - taps[a, 2]
+            for b in range(nb):
+                src = xp[n_first + b, c_first + c]
+                dst = cols[c, a, b]
+                for m0 in range(c0):
+                    for m1 in range(c1):
+                        # slices from index 0: numba knows the indices are in range and vectorizes
+                        row = src[o0 + m0, o1 + m1, o2 : o2 + c2]
+                        out = dst[m0, m1]
+                        for m2 in range(c2):
+                            out[m2] = row[m2]
+
+
+# Serial, and without the GIL: the engine's worker threads run them side by side.
 col2im = numba.njit(nogil=True, cache=True)(_col2im)
 im2col = numba.njit(nogil=True, cache=True)(_im2col)
 col2im_gather = numba.njit(nogil=True, cache=True)(_col2im_gather)
+phase_cols = numba.njit(nogil=True, cache=True)(_phase_cols)

@@ -7,10 +7,10 @@ the large pixels by their *phase* ``q = (j + p) mod s`` per dimension: the taps 
 pixel is ``sum over those taps of x[m - u] * w[t]`` — a stride-1 correlation of the *input* with the
 phase's few taps. So per phase (``s**rank`` of them):
 
-1. ``cols (N, G, Cs*T, M)``: for each of the phase's ``T`` taps, the input shifted by ``-u`` (zeros
-   outside it) — an im2col of the small side, ``T ≈ prod(k/s)`` taps deep;
+1. ``cols (G, Cs*T, N*M)``: for each of the phase's ``T`` taps, the input shifted by ``-u`` (zeros
+   outside it) — an im2col of the small side, ``T ≈ prod(k/s)`` taps deep, samples side by side;
 2. ``W_q (G, Cl, Cs*T)``: the phase's taps of the weight;
-3. ``out = W_q @ cols (N, G, Cl, M)``, the bias added, written once into the output's phase view
+3. ``out = W_q @ cols (G, Cl, N*M)``, the bias added, written once into the output's phase view
    (every ``s``-th pixel from the phase's first).
 
 Nothing is accumulated into the output (no col2im read-modify-write), the product's inner dimension
@@ -26,6 +26,7 @@ from math import prod
 import numpy as np
 
 from ..core.spec import ConvSpec
+from . import kernels
 from .fast import finish
 
 #: The columns of one step (a chunk of samples, one phase) take at most about this many bytes.
@@ -73,7 +74,9 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
         xp = np.zeros((N, G, Cs, *(n + lo + hi for n, (lo, hi) in zip(spec.small, pads))), spec.dtype)
         xp[(Ellipsis, *(slice(lo, lo + n) for n, (lo, _) in zip(spec.small, pads)))] = xg
     else:
-        xp = xg
+        xp = np.ascontiguousarray(xg)
+    lead = (1,) * (3 - rank)  # kernels take three spatial dimensions
+    x3 = xp.reshape(N, G * Cs, *lead, *xp.shape[3:])
     wg = w.reshape(G, Cs, Cl, *spec.kernel)
     fuse = b is not None and spec.padding_mode == "zeros"
     bias = b.reshape(G, Cl, *(1,) * rank).astype(spec.dtype, copy=False) if fuse else None
@@ -90,17 +93,20 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
         w_q = wg[(slice(None), slice(None), slice(None), *np.ix_(*[[t for t, _ in tp] for tp in taps]))]
         w_q = w_q.reshape(G, Cs, Cl, T).transpose(0, 2, 1, 3).reshape(G, Cl, Cs * T)
         M = prod(counts)
+        # the kernel's rank-3 geometry: every tap's shift, and where each phase starts in xp
+        shifts = np.array([(0,) * len(lead) + tuple(u for _, u in tap) for tap in product(*taps)],
+                          dtype=np.int64)
+        starts = (0,) * len(lead) + tuple(lo + base for (lo, _), base in zip(pads, bases))
         step = max(1, PHASE_CHUNK_BYTES // max(1, G * Cs * T * M * spec.dtype.itemsize))
         for n0 in range(0, N, step):
             n1 = min(N, n0 + step)
-            cols = np.empty((n1 - n0, G, Cs, T, *counts), spec.dtype)
-            for a, tap in enumerate(product(*taps)):
-                window = tuple(slice(lo + base - u, lo + base - u + c)
-                               for (lo, _), base, (_, u), c in zip(pads, bases, tap, counts))
-                cols[:, :, :, a] = xp[(slice(n0, n1), slice(None), slice(None), *window)]
-            # (G, Cl, Cs*T) @ (n, G, Cs*T, M) -> (n, G, Cl, M)
-            out = np.matmul(w_q, cols.reshape(n1 - n0, G, Cs * T, M)).reshape(n1 - n0, G, Cl, *counts)
+            # samples beside pixels in the product's columns: one wide product per group
+            cols = np.empty((G, Cs, T, n1 - n0, *lead, *counts), spec.dtype)
+            for g in range(G):
+                kernels.phase_cols(x3, cols[g], n0, g * Cs, Cs, shifts, *starts)
+            # (G, Cl, Cs*T) @ (G, Cs*T, n*M) -> (G, Cl, n, *M)
+            out = np.matmul(w_q, cols.reshape(G, Cs * T, (n1 - n0) * M)).reshape(G, Cl, n1 - n0, *counts)
             if bias is not None:
-                out += bias
-            core[n0:n1][view] = out
+                out += bias[:, :, None]
+            core[n0:n1][view] = np.moveaxis(out, 2, 0)
     return finish(spec, core, None if fuse else b)
