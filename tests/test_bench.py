@@ -1,63 +1,229 @@
-"""``tconv bench`` itself: a tiny layer list, one timed run, against PyTorch and ONNX Runtime."""
+"""``tconv bench`` itself: a tiny layer list, one timed run, against PyTorch, ONNX Runtime and OpenVINO;
+the seeded random suite; ``--algorithm``."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import json
+import math
 import re
 
 import pytest
 
 import tconv
 from tconv import bench, cli
+from tconv.core.spec import transposed_spec
+from tconv.engine import algorithms
 
 TINY = [["tiny_2d", 1, 3, 2, [4, 4], 3, 2, 1, 1, 1, 1],
-        ["tiny_1d_dw", 2, 4, 4, [9], 3, 2, 0, 0, 4, 2]]
+        ["tiny_1d_dw", 2, 4, 4, [9], 3, 2, 0, 0, 4, 2],
+        # one value per dimension: kernel, stride, padding, output_padding; two groups
+        ["tiny_3d_aniso", 1, 2, 4, [3, 4, 2], [2, 3, 1], [2, 1, 1], [0, 1, 0], [1, 0, 0], 2, 1]]
+NAMES = [row[0] for row in TINY]
+HAVE_OPENVINO = importlib.util.find_spec("openvino") is not None
 
 
-def test_bench_runs_a_tiny_suite_and_writes_its_tables(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)  # nothing else runs between the systems here
-    layers = tmp_path / "layers.json"
-    layers.write_text(json.dumps(TINY))
+def table(out: str, first_header: str) -> tuple[list[str], list[list[str]]]:
+    """The Markdown table of ``out`` whose header starts with ``| first_header |``: header, rows."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.split("|")[1:-1]])
+    return [c.strip() for c in lines[start].split("|")[1:-1]], rows
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One bench run of :data:`TINY` with one thread and one timed run per system: its printed output,
+    its JSON result and the folder of its files."""
+    folder = tmp_path_factory.mktemp("bench")
+    (folder / "layers.json").write_text(json.dumps(TINY))
     before = tconv.get_num_threads()
-    code = cli.main(["bench", "--layers", str(layers), "--seconds", "0", "--runs", "1", "--threads", "1",
-                     "--output", str(tmp_path / "r")])
-    out = capsys.readouterr().out
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
+        mp.setattr(bench, "SETTLE_SECONDS", 0.0)  # nothing else runs between the systems here
+        mp.setattr(bench, "COPY_BYTES", 32 * 2**20)  # still beyond this machine's caches' reach per core
+        code = cli.main(["bench", "--layers", str(folder / "layers.json"), "--seconds", "0", "--runs", "1",
+                         "--threads", "1", "--output", str(folder / "r")])
     assert code == 0
     assert tconv.get_num_threads() == before  # the count bench set is given back
-    line = "threads: 1 for every system (tconv's workers, BLAS and numba loops; PyTorch; ONNX Runtime; "
+    return printed.getvalue(), json.loads((folder / "r.json").read_text()), folder
+
+
+def test_bench_runs_a_tiny_suite_and_writes_its_tables(tiny_run):
+    out, result, folder = tiny_run
+    line = ("threads: 1 for every system (tconv's workers, BLAS and numba loops; PyTorch; ONNX Runtime's "
+            "intra-op threads; OpenVINO's INFERENCE_NUM_THREADS; NumPy's BLAS)")
     assert out.startswith(line)
 
-    table = [row for row in out.splitlines() if row.startswith("| tiny_")]
-    assert [row.split("|")[1].strip() for row in table] == ["tiny_2d", "tiny_1d_dw", "tiny_2d", "tiny_1d_dw"]
-    for row in table[:2]:  # forward: ms per system and the ratio best peer / tconv
-        cells = [c.strip() for c in row.split("|")[2:-1]]
-        gflop, tconv_ms, torch_ms, ort_ms, ratio = cells[:5]
-        assert all(float(v) > 0 for v in (tconv_ms, torch_ms, ort_ms))
-        assert re.fullmatch(r"\d+\.\d\dx", ratio) and float(ratio[:-1]) > 0
-    for row in table[2:]:  # backward: tconv ms, torch autograd ms, torch / tconv
-        assert re.fullmatch(r"\d+\.\d\dx", row.split("|")[4].strip())
-    assert re.search(r"\| \*\*geometric mean\*\* \| \| \| \| \| \*\*\d+\.\d\dx\*\* \(min \d+\.\d\dx\)", out)
+    header, rows = table(out, "layer")
+    assert header[:8] == ["layer", "GFLOP", "tconv ms", "torch ms", "ORT ms", "OpenVINO ms",
+                          "best peer / tconv", "limit ms"]
+    assert [r[0] for r in rows] == [*NAMES, "**geometric mean**"]
+    col = {name: i for i, name in enumerate(header)}
+    for r in rows[:-1]:  # forward: ms per system and the ratio best peer / tconv
+        assert all(float(r[col[c]]) > 0 for c in ("tconv ms", "torch ms", "ORT ms"))
+        assert re.fullmatch(r"\d+\.\d\dx", r[col["best peer / tconv"]])
+    assert re.fullmatch(r"\*\*\d+\.\d\dx\*\* \(min \d+\.\d\dx\)", rows[-1][col["best peer / tconv"]])
 
-    md = (tmp_path / "r.md").read_text()
+    _, back = table(out, "backward")  # tconv ms, torch autograd ms, torch / tconv
+    assert [r[0] for r in back] == [*NAMES, "**geometric mean**"]
+    assert all(re.fullmatch(r"\d+\.\d\dx", r[3]) for r in back[:-1])
+
+    md = (folder / "r.md").read_text()
     assert md.splitlines()[0].startswith("Machine: ") and line in md.splitlines()[0]
-    assert "| tiny_2d |" in md and "| tiny_1d_dw |" in md
-    result = json.loads((tmp_path / "r.json").read_text())
-    assert {"machine", "sgemm_peak_gflops", "threads", "min_runs", "rows", "geomean_ratio", "min_ratio",
-            "backward", "backward_geomean_ratio"} <= set(result)
-    assert result["threads"] == 1 and result["min_runs"] == 1
-    assert [r["name"] for r in result["rows"]] == ["tiny_2d", "tiny_1d_dw"]
+    assert all(f"| {name} |" in md for name in NAMES)
+    assert {"machine", "sgemm_peak_gflops", "copy_gbs", "threads", "openvino_config", "min_runs", "rows",
+            "geomean_ratio", "min_ratio", "geomean_tconv_over_limit", "layers", "backward",
+            "backward_geomean_ratio"} <= set(result)
+    assert result["threads"] == 1 and result["min_runs"] == 1 and result["algorithm"] == "auto"
+    assert result["openvino_config"]["INFERENCE_NUM_THREADS"] == 1
+    assert result["openvino_config"]["INFERENCE_PRECISION_HINT"] == "f32"
+    assert [r["name"] for r in result["rows"]] == NAMES
     for r in result["rows"]:
         assert r["max_error"] < 1e-5  # every system computed the same numbers
-        assert r["ratio"] == pytest.approx(min(r["torch_ms"], r["ort_ms"]) / r["tconv_ms"])
-    assert [r["name"] for r in result["backward"]] == ["tiny_2d", "tiny_1d_dw"]
+        assert {"torch", "onnxruntime"} <= set(r["errors"])
+        peers = [t for t in (r["torch_ms"], r["ort_ms"], r["openvino_ms"]) if t is not None]
+        assert r["ratio"] == pytest.approx(min(peers) / r["tconv_ms"])
+        assert r["algorithm"] == "scatter"  # auto on layers this small
+    assert [r["name"] for r in result["backward"]] == NAMES
     assert all(r["max_error"] < 1e-5 for r in result["backward"])
+    assert result["failures"] == {} and result["skipped"] == {}
 
 
-def test_bench_refuses_bad_counts(tmp_path, capsys):
-    assert cli.main(["bench", "--threads", "0", "--seconds", "0"]) == 2
-    assert "bench: threads must be a positive int, got 0" in capsys.readouterr().err
+def test_the_openvino_column(tiny_run):
+    out, result, _ = tiny_run
+    header, rows = table(out, "layer")
+    cells = [r[header.index("OpenVINO ms")] for r in rows[:-1]]
+    if not HAVE_OPENVINO:
+        assert cells == ["—"] * len(NAMES)
+        pytest.skip("openvino is not installed (pip install -e '.[test]'): its column shows —")
+    assert all(float(c) > 0 for c in cells)
+    for r in result["rows"]:
+        assert r["openvino_ms"] > 0 and r["errors"]["openvino"] < 1e-5
+    assert result["machine"]["openvino"]
+
+
+def test_the_limit_columns(tiny_run):
+    out, result, _ = tiny_run
+    assert result["sgemm_peak_gflops"] > 0 and result["copy_gbs"] > 0
+    header, rows = table(out, "layer")
+    for cells, r in zip(rows, result["rows"]):
+        limit = re.fullmatch(r"(\d+\.\d\d) \((sgemm|copy)\)", cells[header.index("limit ms")])
+        assert limit and float(limit[1]) >= 0 and float(cells[header.index("tconv / limit")]) > 0
+        layer = bench.Layer(*next(row for row in TINY if row[0] == r["name"]))
+        compute = layer.flops / (result["sgemm_peak_gflops"] * 1e9)
+        memory = layer.bytes / (result["copy_gbs"] * 1e9)
+        assert r["limit_ms"] == pytest.approx(1e3 * max(compute, memory))
+        assert r["limit_bound"] == ("sgemm" if compute >= memory else "copy")
+        assert r["limit_ms"] > 0 and r["tconv_over_limit"] == pytest.approx(r["tconv_ms"] / r["limit_ms"])
+    # tiny layers: a few hundred bytes and FLOPs, bound by memory, far above the limit (call overhead)
+    assert all(r["limit_bound"] == "copy" and r["tconv_over_limit"] > 1 for r in result["rows"])
+    over = [r["tconv_over_limit"] for r in result["rows"]]
+    assert result["geomean_tconv_over_limit"] == pytest.approx(math.prod(over) ** (1 / len(over)))
+    geomean = rows[-1][header.index("tconv / limit")]
+    assert geomean == f"**{result['geomean_tconv_over_limit']:.2f}** (max {max(over):.2f})"
+
+
+def test_layer_sizes_and_bytes():
+    layer = bench.Layer(*TINY[2])
+    assert layer.kernel == (2, 3, 1) and layer.dilation == (1, 1, 1)
+    assert layer.out_spatial == (7, 4, 2)  # (in-1)*s - 2p + d(k-1) + op + 1
+    x, w, b = layer.arrays()
+    assert tconv.conv_transpose(x, w, b, *layer.args()).shape == (1, 4, 7, 4, 2)
+    assert layer.flops == 2 * 1 * 2 * 2 * 6 * 24
+    assert layer.bytes == 4 * (2 * 24 + 2 * 2 * 6 + 4 + 4 * 56) == x.nbytes + w.nbytes + b.nbytes + 4 * 4 * 56
+    assert bench.Layer(*TINY[0]).row() == TINY[0] and layer.row() == TINY[2]
+
+
+def test_a_results_file_reruns_its_layers(tiny_run):
+    _, _, folder = tiny_run
+    assert [layer.row() for layer in bench.load_layers(folder / "r.json")] == TINY
+
+
+def random_list(capsys, seed: int, count: int) -> list[str]:
+    assert cli.main(["bench", "--random", str(seed), str(count), "--list"]) == 0
+    return capsys.readouterr().out.splitlines()[1:]
+
+
+def test_random_layers_are_seeded_and_in_range(capsys):
+    first, again = random_list(capsys, 3, 2), random_list(capsys, 3, 2)
+    assert len(first) == 2 and first == again
+    assert [line.split()[0] for line in first] == ["r3_0", "r3_1"]
+    assert all(0.02 <= float(re.search(r"([\d.]+) GFLOP$", line)[1]) <= 3 for line in first)
+    assert random_list(capsys, 4, 2) != first
+    assert bench.random_layers(3, 2) == bench.random_layers(3, 2)
+
+
+def test_random_layers_are_valid_and_varied():
+    layers = bench.random_layers(0, 300)
+    for layer in layers:
+        assert 0.02 <= layer.flops / 1e9 <= 3
+        assert layer.C_in % layer.groups == 0 and layer.C_out % layer.groups == 0
+        assert min(layer.out_spatial) >= 1
+        assert all(op < max(s, d) for op, s, d in zip(layer.output_padding, layer.stride, layer.dilation))
+        assert all(p >= 0 and k >= s for p, k, s in zip(layer.padding, layer.kernel, layer.stride))
+        assert 1 <= max(layer.kernel) <= 7 and 1 <= max(layer.stride) <= 4 and layer.N <= 16
+    assert {layer.rank for layer in layers} == {1, 2, 3}
+    ranks = [layer.rank for layer in layers]
+    assert ranks.count(2) > max(ranks.count(1), ranks.count(3))  # mostly 2-d
+    kinds = {("depthwise" if layer.groups == layer.C_in else "grouped" if layer.groups > 1 else "dense")
+             for layer in layers}
+    assert kinds == {"dense", "grouped", "depthwise"}
+    divides = {k % s == 0 for layer in layers for k, s in zip(layer.kernel, layer.stride) if s > 1}
+    assert divides == {True, False}  # kernel % stride zero and not
+    assert {d for layer in layers for d in layer.dilation} == {1, 2}
+    assert any(len(set(layer.kernel)) > 1 for layer in layers)  # sometimes per dimension
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--random", "3", "0"], "bench: --random COUNT must be a positive int, got 0"),
+    (["--random", "-1", "2"], "bench: --random SEED must be a non-negative int, got -1"),
+    (["--algorithm", "fastest"], "bench: algorithm must be one of auto, "),
+    (["--only", "nope"], "bench: --only names no layer of the suite: nope"),
+    (["--threads", "0"], "bench: threads must be a positive int, got 0"),
+    (["--seconds=-1"], "bench: seconds must be a number >= 0, got -1.0"),
+])
+def test_bench_refuses_bad_input(capsys, argv, message):
+    assert cli.main(["bench", "--seconds", "0", "--no-backward", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_algorithm_scatter_is_honoured(tmp_path, monkeypatch, capsys):
+    row = ["mid_2d", 1, 16, 16, [16, 16], 3, 2, 1, 1, 1, 1]
+    layer = bench.Layer(*row)
+    x, w, b = layer.arrays()
+    assert algorithms.choose(transposed_spec("t", x, w, b, *layer.args())) == "gemm"  # not scatter by auto
+    calls = []
+    scatter = algorithms.TRANSPOSED["scatter"]
+
+    def counted(*args):
+        calls.append(1)
+        return scatter(*args)
+
+    monkeypatch.setitem(algorithms.TRANSPOSED, "scatter", counted)
+    monkeypatch.setattr(bench, "SETTLE_SECONDS", 0.0)
+    monkeypatch.setattr(bench, "sgemm_peak", lambda *a: 100.0)  # measured in tiny_run; not the point here
+    monkeypatch.setattr(bench, "copy_bandwidth", lambda *a: 10.0)
+    (tmp_path / "layers.json").write_text(json.dumps([row]))
+    code = cli.main(["bench", "--layers", str(tmp_path / "layers.json"), "--seconds", "0", "--runs", "1",
+                     "--threads", "1", "--no-backward", "--algorithm", "scatter", "--output",
+                     str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert code == 0 and "tconv forward algorithm: scatter (--algorithm)" in out
+    header, rows = table(out, "layer")
+    assert rows[0][0] == "mid_2d" and rows[0][header.index("algorithm")] == "scatter"
+    assert len(calls) >= 4  # the check, 2 warm-ups, 1 timed run, the memory measurement
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["algorithm"] == "scatter" and result["rows"][0]["max_error"] < 1e-5
 
 
 def test_the_shipped_layer_list_loads():
     layers = bench.load_layers()
     assert len(layers) == 14 and layers[0].name == "dcgan_g1"
+    assert layers[8].kernel == (64, 64) and layers[8].stride == (32, 32)  # fcn_up32

@@ -469,12 +469,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     dm = sub.add_parser("demo", help="explain the default and the seed examples; figures and a page")
     dm.add_argument("--out", default="tconv-demo", help="folder for the figures and the page")
     bench = sub.add_parser(
-        "bench", help="time tconv against PyTorch and ONNX Runtime on the layer suite",
-        description="Runs every layer of the suite through tconv (auto), PyTorch and ONNX Runtime "
-                    "with the same inputs and threads; prints a table and optionally writes it.",
-        epilog="example: tconv bench --output benchmarks/results   (writes results.md and .json)")
-    bench.add_argument("--layers", help="a JSON layer list (default: the suite shipped with tconv)")
+        "bench", help="time tconv against PyTorch, ONNX Runtime and OpenVINO on the layer suite",
+        description="Runs every layer of the suite through tconv (auto), PyTorch, ONNX Runtime and "
+                    "OpenVINO with the same inputs and threads, next to each layer's limit on this "
+                    "machine (max of FLOPs / sgemm rate and bytes / copy bandwidth, both measured); "
+                    "prints a table and optionally writes it.",
+        epilog="examples: tconv bench --output benchmarks/results   (writes results.md and .json)\n"
+               "          tconv bench --random 11 16 --no-backward   (16 seeded random layers)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    suite = bench.add_mutually_exclusive_group()
+    suite.add_argument("--layers", help="a JSON layer list, or a results .json of an earlier run "
+                                        "(default: the suite shipped with tconv)")
+    suite.add_argument("--random", nargs=2, type=int, metavar=("SEED", "COUNT"),
+                       help="COUNT seeded random realistic layers (1d/2d/3d, 0.02-3 GFLOP each) "
+                            "instead of the suite")
     bench.add_argument("--only", help="comma-separated layer names")
+    bench.add_argument("--list", action="store_true", help="print the layers' parameters, time nothing")
+    bench.add_argument("--algorithm", default="auto",
+                       help="tconv's algorithm for the forward table (default auto; see tconv.ALGORITHMS)")
     bench.add_argument("--threads", type=int, default=2, help="threads for every system (default 2)")
     bench.add_argument("--seconds", type=float, default=1.0,
                        help="minimum timing per system and layer (default 1)")
