@@ -13,7 +13,7 @@ from math import prod
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from oracle import torch_conv_transpose, torch_transposed_mode
 from test_functional import assert_refused, torch_pads, transposed_sizes
@@ -290,3 +290,27 @@ def test_no_work_at_all(case, monkeypatch):
         for algorithm in ("gemm", "direct", "phase"):
             y = tconv.conv_transpose(x, w1, b[:1], 1, 1, 2, 1, 3, algorithm=algorithm)
             np.testing.assert_array_equal(y, expected.numpy())
+
+
+@pytest.mark.parametrize("channels_last_min", [1, 1 << 30])
+@given(cfg=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2),
+                     st.integers(1, 2), st.sampled_from([1, 2]), st.integers(1, 3)))
+def test_phase_both_im2col_layouts_against_pytorch(channels_last_min, cfg):
+    """The phase algorithm's two im2col layouts (runs of channels, runs of the last dimension)."""
+    rank, k, s, p, d, groups, c = cfg
+    rng = np.random.default_rng(sum(cfg))
+    x = rng.standard_normal((2, groups * c, *(4,) * rank))
+    w = rng.standard_normal((groups * c, 2, *(k,) * rank))
+    b = rng.standard_normal(2 * groups)
+    op = min(s, d) - 1 if s > 1 else 0
+    F = getattr(torch.nn.functional, f"conv_transpose{rank}d")
+    try:
+        expected = F(torch.tensor(x), torch.tensor(w), torch.tensor(b), s, p, op, groups, d).numpy()
+    except RuntimeError:  # PyTorch's verdict: a padding that leaves nothing
+        assume(False)
+    saved, phase.CHANNELS_LAST_MIN = phase.CHANNELS_LAST_MIN, channels_last_min
+    try:
+        y = tconv.conv_transpose(x, w, b, s, p, op, groups, d, algorithm="phase")
+    finally:
+        phase.CHANNELS_LAST_MIN = saved
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)

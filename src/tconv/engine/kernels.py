@@ -236,8 +236,27 @@ def _phase_cols(xp, cols, n_first, c_first, channels, taps, b0, b1, b2):
                             out[m2] = row[m2]
 
 
+def _phase_cols_last(xcl, cols, n_first, taps, b0, b1, b2):
+    """One phase's im2col, channels innermost (:mod:`tconv.engine.phase`):
+    ``cols[b, m0, m1, m2, a, :] = xcl[n_first+b, b0-u0+m0, b1-u1+m1, b2-u2+m2, :]`` with
+    ``(u0, u1, u2) = taps[a]``; ``xcl`` (one group's input, channels last) is zero-padded so that
+    every index is inside it. Each copy is a run of all the group's channels."""
+    nb, c0, c1, c2, T, C = cols.shape
+    for b in range(nb):
+        for m0 in range(c0):
+            for m1 in range(c1):
+                for m2 in range(c2):
+                    for a in range(T):
+                        src = xcl[n_first + b, b0 - taps[a, 0] + m0, b1 - taps[a, 1] + m1,
+                                  b2 - taps[a, 2] + m2]
+                        dst = cols[b, m0, m1, m2, a]
+                        for c in range(C):
+                            dst[c] = src[c]
+
+
 # Serial, and without the GIL: the engine's worker threads run them side by side.
 col2im = numba.njit(nogil=True, cache=True)(_col2im)
 im2col = numba.njit(nogil=True, cache=True)(_im2col)
 col2im_gather = numba.njit(nogil=True, cache=True)(_col2im_gather)
 phase_cols = numba.njit(nogil=True, cache=True)(_phase_cols)
+phase_cols_last = numba.njit(nogil=True, cache=True)(_phase_cols_last)

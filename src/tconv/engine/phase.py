@@ -29,8 +29,15 @@ from ..core.spec import ConvSpec
 from . import kernels
 from .fast import finish
 
-#: The columns of one step (a chunk of samples, one phase) take at most about this many bytes.
+#: The columns of one step (a chunk of samples, one phase, one group) take at most about this many
+#: bytes.
 PHASE_CHUNK_BYTES = 16 * 2**20
+
+#: From this many input channels per group the im2col copies runs of channels (the input moved to
+#: channels-last once); below it, runs along the input's last dimension. A first rule from loaded
+#: development timings (dcgan_g2, 512 channels: 61 ms vs 91 ms rows; dw_bilinear, 1 channel: rows
+#: 59 ms vs 225 ms) — issue #10's cost model is to replace it.
+CHANNELS_LAST_MIN = 16
 
 
 def dim_phases(n: int, k: int, s: int, d: int, crop: int, size: int) -> list[tuple[int, int, int, list]]:
@@ -76,37 +83,54 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
     else:
         xp = np.ascontiguousarray(xg)
     lead = (1,) * (3 - rank)  # kernels take three spatial dimensions
-    x3 = xp.reshape(N, G * Cs, *lead, *xp.shape[3:])
+    channels_last = Cs >= CHANNELS_LAST_MIN
+    if channels_last:  # one contiguous block per group: each im2col copy is a run of Cs channels
+        x3 = np.ascontiguousarray(np.moveaxis(xp, 2, -1).swapaxes(0, 1))  # (G, N, *padded, Cs)
+        x3 = x3.reshape(G, N, *lead, *x3.shape[2:])
+    else:  # rows of the input's last dimension
+        x3 = np.ascontiguousarray(xp).reshape(N, G * Cs, *lead, *xp.shape[3:])
     wg = w.reshape(G, Cs, Cl, *spec.kernel)
     fuse = b is not None and spec.padding_mode == "zeros"
-    bias = b.reshape(G, Cl, *(1,) * rank).astype(spec.dtype, copy=False) if fuse else None
+    bias = b.reshape(G, Cl).astype(spec.dtype, copy=False) if fuse else None
     core = np.empty((N, G, Cl, *spec.core_size), spec.dtype)
     for combo in product(*per_dim):
         firsts, counts, bases, taps = zip(*combo)
-        view = (slice(None), slice(None), slice(None),
-                *(slice(f, f + s * (c - 1) + 1, s) for f, c, s in zip(firsts, counts, spec.stride)))
+        view = tuple(slice(f, f + s * (c - 1) + 1, s) for f, c, s in zip(firsts, counts, spec.stride))
         T = prod(len(t) for t in taps)
         if T == 0:  # no tap reaches these pixels: zeros (and the bias)
-            core[view] = 0 if bias is None else bias
+            core[(Ellipsis, *view)] = 0 if bias is None else bias.reshape(G, Cl, *(1,) * rank)
             continue
-        # W_q[g, o, (c, taps)]: the phase's taps of the weight
+        # the phase's taps of the weight: (G, Cs, Cl, T)
         w_q = wg[(slice(None), slice(None), slice(None), *np.ix_(*[[t for t, _ in tp] for tp in taps]))]
-        w_q = w_q.reshape(G, Cs, Cl, T).transpose(0, 2, 1, 3).reshape(G, Cl, Cs * T)
+        w_q = w_q.reshape(G, Cs, Cl, T)
         M = prod(counts)
-        # the kernel's rank-3 geometry: every tap's shift, and where each phase starts in xp
+        # the kernels' rank-3 geometry: every tap's shift, and where the phase starts in x3
         shifts = np.array([(0,) * len(lead) + tuple(u for _, u in tap) for tap in product(*taps)],
                           dtype=np.int64)
         starts = (0,) * len(lead) + tuple(lo + base for (lo, _), base in zip(pads, bases))
-        step = max(1, PHASE_CHUNK_BYTES // max(1, G * Cs * T * M * spec.dtype.itemsize))
+        step = max(1, PHASE_CHUNK_BYTES // max(1, Cs * T * M * spec.dtype.itemsize))
+        if channels_last:
+            w_q = w_q.transpose(0, 3, 1, 2).reshape(G, T * Cs, Cl)  # rows (tap, c)
+        else:
+            w_q = w_q.transpose(0, 2, 1, 3).reshape(G, Cl, Cs * T)  # columns (c, tap)
         for n0 in range(0, N, step):
             n1 = min(N, n0 + step)
-            # samples beside pixels in the product's columns: one wide product per group
-            cols = np.empty((G, Cs, T, n1 - n0, *lead, *counts), spec.dtype)
             for g in range(G):
-                kernels.phase_cols(x3, cols[g], n0, g * Cs, Cs, shifts, *starts)
-            # (G, Cl, Cs*T) @ (G, Cs*T, n*M) -> (G, Cl, n, *M)
-            out = np.matmul(w_q, cols.reshape(G, Cs * T, (n1 - n0) * M)).reshape(G, Cl, n1 - n0, *counts)
-            if bias is not None:
-                out += bias[:, :, None]
-            core[n0:n1][view] = np.moveaxis(out, 2, 0)
+                if channels_last:
+                    # (n*M, T*Cs) @ (T*Cs, Cl): a row per output pixel of the phase, samples stacked
+                    cols = np.empty((n1 - n0, *lead, *counts, T, Cs), spec.dtype)
+                    kernels.phase_cols_last(x3[g], cols, n0, shifts, *starts)
+                    out = cols.reshape((n1 - n0) * M, T * Cs) @ w_q[g]
+                    if bias is not None:
+                        out += bias[g]
+                    out = np.moveaxis(out.reshape(n1 - n0, *counts, Cl), -1, 1)
+                else:
+                    # (Cl, Cs*T) @ (Cs*T, n*M): a column per output pixel of the phase
+                    cols = np.empty((Cs, T, n1 - n0, *lead, *counts), spec.dtype)
+                    kernels.phase_cols(x3, cols, n0, g * Cs, Cs, shifts, *starts)
+                    out = w_q[g] @ cols.reshape(Cs * T, (n1 - n0) * M)
+                    if bias is not None:
+                        out += bias[g][:, None]
+                    out = np.moveaxis(out.reshape(Cl, n1 - n0, *counts), 1, 0)
+                core[(slice(n0, n1), g, slice(None), *view)] = out
     return finish(spec, core, None if fuse else b)
