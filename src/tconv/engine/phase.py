@@ -26,7 +26,6 @@ from math import prod
 import numpy as np
 
 from ..core.spec import ConvSpec
-from . import kernels
 from .fast import finish
 
 #: The columns of one step (a chunk of samples, one phase, one group) take at most about this many
@@ -67,6 +66,8 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
 
     ``x`` ``(N, G*Cs, *n)``, ``w`` ``(G*Cs, Cl, *k)`` -> ``(N, G*Cl, *L)``.
     """
+    from . import kernels  # numba loads on the first call, not at import
+
     N, G, rank = x.shape[0], spec.groups, spec.rank
     Cs, Cl = spec.small_channels // G, spec.large_channels // G
     per_dim = [dim_phases(n, k, s, d, cb, size) for n, k, s, d, (cb, _), size in zip(
