@@ -112,6 +112,10 @@ def test_the_openvino_column(tiny_run):
 def test_the_limit_columns(tiny_run):
     out, result, _ = tiny_run
     assert result["sgemm_peak_gflops"] > 0 and result["copy_gbs"] > 0
+    # measured before and after the layers; the higher of the two sets the limits
+    assert result["sgemm_peak_gflops"] == max(result["sgemm_gflops_start_end"])
+    assert result["copy_gbs"] == max(result["copy_gbs_start_end"])
+    assert out.count("sgemm rate (NumPy BLAS, 1 thread) ") == 2
     header, rows = table(out, "layer")
     for cells, r in zip(rows, result["rows"]):
         limit = re.fullmatch(r"(\d+\.\d\d) \((sgemm|copy)\)", cells[header.index("limit ms")])

@@ -17,10 +17,11 @@ Reported per layer:
   peer);
 - the layer's *limit* on this machine, ``max(FLOPs / sgemm rate, bytes / copy bandwidth)``: FLOPs
   ``2*N*C_in*(C_out/groups)*prod(k)*prod(in)``, bytes those of reading input, weight and bias and
-  writing the output once (float32), the sgemm rate and the copy bandwidth both measured at the start
-  of the run with the same thread count (:func:`sgemm_peak`, :func:`copy_bandwidth`). ``tconv /
-  limit`` is tconv's time over that limit: 1.0 would be the machine's limit, no system can go below
-  it (up to the measurement's noise);
+  writing the output once (float32), the sgemm rate and the copy bandwidth both measured with the same
+  thread count (:func:`sgemm_peak`, :func:`copy_bandwidth`) before and after the layers, the higher
+  of the two used. ``tconv / limit`` is tconv's time over that limit: 1.0 is the machine's limit as
+  NumPy's BLAS and ``np.copyto`` reach it; below 1 only a GEMM faster than NumPy's, or a run whose
+  rates were measured while something else loaded the machine;
 - tconv's GFLOP/s next to the sgemm rate, and tconv's peak extra memory in units of ``input + output``
   bytes.
 
@@ -551,14 +552,13 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
     from .core.spec import transposed_spec
     from .engine import algorithms
 
-    peak = sgemm_peak(threads, min_runs, min(0.5, min_seconds))
-    bandwidth = copy_bandwidth(threads, min_runs, min(0.5, min_seconds))
-    plural = "s" * (threads != 1)
-    print(f"sgemm rate (NumPy BLAS, {threads} thread{plural}): {peak:.1f} GFLOP/s; copy bandwidth "
-          f"(np.copyto, read + write): {bandwidth:.1f} GB/s", file=out)
+    # The machine's rates are measured before and after the layers, and the higher of the two sets the
+    # limits: on a shared machine one measurement taken while another process runs would understate the
+    # machine and put a limit above what a system can reach.
+    start = _machine_rates(threads, min_runs, min_seconds, "start", out)
     if algorithm != "auto":
         print(f"tconv forward algorithm: {algorithm} (--algorithm)", file=out)
-    rows: list[Row] = []
+    rows: list[tuple[Layer, Row]] = []
     back: list[dict] = []
     failures: dict[str, str] = {}
     skipped: dict[str, str] = {}
@@ -596,29 +596,37 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
         ratio = peers[best_peer] / times["tconv"] if best_peer else None
         memory = peak_extra_memory(ours) / (x.nbytes + y.nbytes)
         spec = transposed_spec("bench", x, w, b, *layer.args())
-        gflops = layer.flops / times["tconv"] / 1e9
-        limit, bound = limit_seconds(layer, peak, bandwidth)
 
         def ms(t: float | None) -> float | None:
             return None if t is None else t * 1e3
 
+        # the limit columns are filled in once the machine's rates are measured again, after the layers
         row = Row(layer.name, layer.flops / 1e9, times["tconv"] * 1e3, ms(times["torch"]),
-                  ms(times["onnxruntime"]), ms(times["openvino"]), ratio, best_peer, limit * 1e3, bound,
-                  times["tconv"] / limit, gflops, gflops / peak, memory, max(errors.values(), default=0.0),
-                  errors, algorithms.choose(spec) if algorithm == "auto" else algorithm)
-        rows.append(row)
+                  ms(times["onnxruntime"]), ms(times["openvino"]), ratio, best_peer, math.nan, "",
+                  math.nan, layer.flops / times["tconv"] / 1e9, math.nan, memory,
+                  max(errors.values(), default=0.0), errors,
+                  algorithms.choose(spec) if algorithm == "auto" else algorithm)
+        rows.append((layer, row))
         print(f"  {layer.name:<12} tconv {row.tconv_ms:9.2f} ms  torch {_fmt(row.torch_ms, '9.2f')} ms"
               f"  ort {_fmt(row.ort_ms, '9.2f')} ms  openvino {_fmt(row.openvino_ms, '9.2f')} ms"
-              f"  ratio {_fmt(ratio)}  limit {row.limit_ms:.2f} ms ({bound}) tconv/limit "
-              f"{row.tconv_over_limit:.2f}  [{row.algorithm}]  err {row.max_error:.1e}", file=out, flush=True)
+              f"  ratio {_fmt(ratio)}  tconv {row.gflops:.1f} GFLOP/s  [{row.algorithm}]"
+              f"  err {row.max_error:.1e}", file=out, flush=True)
         if backward and runners["torch"] is not None:
             back.append(_backward_row(layer, x, w, b, threads, min_runs, min_seconds, out))
-    ratios = [r.ratio for r in rows if r.ratio]
-    over = [r.tconv_over_limit for r in rows]
+    end = _machine_rates(threads, min_runs, min_seconds, "end", out)
+    peak, bandwidth = max(start[0], end[0]), max(start[1], end[1])
+    for layer, row in rows:
+        limit, row.limit_bound = limit_seconds(layer, peak, bandwidth)
+        row.limit_ms, row.tconv_over_limit = limit * 1e3, row.tconv_ms / 1e3 / limit
+        row.peak_fraction = row.gflops / peak
+    ratios = [r.ratio for _, r in rows if r.ratio]
+    over = [r.tconv_over_limit for _, r in rows]
     result = {
         "machine": _machine(threads),
         "sgemm_peak_gflops": peak,
         "copy_gbs": bandwidth,
+        "sgemm_gflops_start_end": [start[0], end[0]],
+        "copy_gbs_start_end": [start[1], end[1]],
         "threads": threads,
         "openvino_config": openvino_config(threads),
         "min_runs": min_runs,
@@ -626,7 +634,7 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
         "algorithm": algorithm,
         "suite": suite,
         "layers": [layer.row() for layer in layers],
-        "rows": [asdict(r) for r in rows],
+        "rows": [asdict(r) for _, r in rows],
         "geomean_ratio": _geomean(ratios),
         "min_ratio": min(ratios) if ratios else None,
         "geomean_tconv_over_limit": _geomean(over),
@@ -639,6 +647,16 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
     print(file=out)
     print(markdown(result), file=out)
     return result
+
+
+def _machine_rates(threads: int, min_runs: int, min_seconds: float, when: str, out) -> tuple[float, float]:
+    """The sgemm rate (GFLOP/s) and the copy bandwidth (GB/s), measured now and printed."""
+    peak = sgemm_peak(threads, min_runs, min(0.5, min_seconds))
+    bandwidth = copy_bandwidth(threads, min_runs, min(0.5, min_seconds))
+    plural = "s" * (threads != 1)
+    print(f"at the {when}: sgemm rate (NumPy BLAS, {threads} thread{plural}) {peak:.1f} GFLOP/s; copy "
+          f"bandwidth (np.copyto, read + write) {bandwidth:.1f} GB/s", file=out, flush=True)
+    return peak, bandwidth
 
 
 def _backward_row(layer: Layer, x, w, b, threads: int, min_runs: int, min_seconds: float, out) -> dict:
@@ -694,7 +712,7 @@ def markdown(result: dict) -> str:
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores; {threads_line(result['threads'])}; "
         f"NumPy {m['numpy']}; sgemm rate {result['sgemm_peak_gflops']:.1f} GFLOP/s, copy bandwidth "
-        f"{result['copy_gbs']:.1f} GB/s (both measured at the start of the run).",
+        f"{result['copy_gbs']:.1f} GB/s (measured before and after the layers, the higher of the two).",
     ]
     if result.get("suite"):
         lines.append(f"Layers: `tconv bench {result['suite']}` (parameters below).")
