@@ -306,15 +306,29 @@ def _gemm(spec, x, w, b, channels_last):
 
 
 def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """Compiled scatter loops, one output plane per task: for few channels per group (depthwise)."""
+    """Compiled output-stationary loops, one output plane per task, every pixel written once: for few
+    channels per group (depthwise). See :func:`tconv.engine.kernels.direct`."""
     from . import kernels
+    from .phase import dim_phases
 
     g3 = rank3(spec)
-    core = np.zeros((x.shape[0], spec.large_channels, *g3["core"]), dtype=spec.dtype)
+    s, d, p, k, L, n = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"], g3["small"]
+    tables = [a for dim in (0, 1) for a in reach_table(n[dim], k[dim], s[dim], d[dim], p[dim], L[dim])]
+    # per phase of the last dimension, its taps (t, u)
+    phases = {(q_first + p[2]) % s[2]: taps
+              for q_first, _, _, taps in dim_phases(n[2], k[2], s[2], d[2], p[2], L[2])}
+    most = max([1] + [len(t) for t in phases.values()])
+    ptab = np.zeros((s[2], most, 2), np.int64)
+    pcnt = np.zeros(s[2], np.int64)
+    for q, taps in phases.items():
+        pcnt[q] = len(taps)
+        for a, tap in enumerate(taps):
+            ptab[q, a] = tap
+    core = np.empty((x.shape[0], spec.large_channels, *g3["core"]), dtype=spec.dtype)  # each pixel written
     with numba_limit():
-        kernels.direct(np.ascontiguousarray(x).reshape(*x.shape[:2], *g3["small"]),
-                       np.ascontiguousarray(w).reshape(*w.shape[:2], *g3["kernel"]), core, spec.groups,
-                       *g3["stride"], *g3["dilation"], *g3["crop"])
+        kernels.direct(np.ascontiguousarray(x).reshape(*x.shape[:2], *n),
+                       np.ascontiguousarray(w).reshape(*w.shape[:2], *k), core, spec.groups,
+                       *tables, ptab, pcnt, s[2], p[2])
     return finish(spec, core, b)
 
 

@@ -123,10 +123,17 @@ def _im2col(big, cols, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0,
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
-def direct(x, w, y, groups, s0, s1, s2, d0, d1, d2, p0, p1, p2):
-    """``y[n, g*Cl+o, j] += x[n, g*Cs+c, i] * w[g*Cs+c, o, t]`` for few channels per group (depthwise).
+def direct(x, w, y, groups, tab0, cnt0, tab1, cnt1, ptab, pcnt, s2, p2):
+    """``y[n, g*Cl+o, j] = sum x[n, g*Cs+c, i] * w[g*Cs+c, o, t]`` for few channels per group
+    (depthwise), output-stationary: every output pixel is written once.
 
-    x: ``(N, G*Cs, n0, n1, n2)``, w: ``(G*Cs, Cl, k0, k1, k2)``, y: ``(N, G*Cl, L0, L1, L2)`` in place.
+    x: ``(N, G*Cs, n0, n1, n2)``, w: ``(G*Cs, Cl, k0, k1, k2)``, y: ``(N, G*Cl, L0, L1, L2)``, written.
+    ``tab0/cnt0``, ``tab1/cnt1``: per output coordinate of the first two dimensions the ``(t, i)``
+    that reach it (:func:`tconv.engine.fast.reach_table`); ``ptab/pcnt``: per phase ``q`` of the last
+    dimension its taps ``(t, u)`` (:func:`tconv.engine.phase.dim_phases`). One task per output plane.
+    For each output row and phase, the taps are summed into a contiguous buffer ``acc[m]`` — the inner
+    loop ``acc[m] += w * x[base - u + m]`` runs over views from index 0, so numba vectorises it — and
+    the buffer is stored into the row's phase once.
     """
     N, C_small, n0, n1, n2 = x.shape
     _, Cl, k0, k1, k2 = w.shape
@@ -138,27 +145,40 @@ def direct(x, w, y, groups, s0, s1, s2, d0, d1, d2, p0, p1, p2):
         g = oc // Cl
         o = oc % Cl
         plane = y[n, oc]
-        for c in range(g * Cs, (g + 1) * Cs):
-            xin = x[n, c]
-            for t0 in range(k0):
-                i0_lo, i0_hi = _span(n0, s0, t0 * d0 - p0, L0)
-                for t1 in range(k1):
-                    i1_lo, i1_hi = _span(n1, s1, t1 * d1 - p1, L1)
-                    for t2 in range(k2):
-                        i2_lo, i2_hi = _span(n2, s2, t2 * d2 - p2, L2)
-                        wv = w[c, o, t0, t1, t2]
-                        off = t2 * d2 - p2
-                        if i2_hi <= i2_lo:
-                            continue
-                        for i0 in range(i0_lo, i0_hi):
-                            j0 = i0 * s0 + t0 * d0 - p0
-                            for i1 in range(i1_lo, i1_hi):
-                                # views, not offsets: numba then drops its negative-index checks
-                                dst = plane[j0, i1 * s1 + t1 * d1 - p1,
-                                            i2_lo * s2 + off : (i2_hi - 1) * s2 + off + 1 : s2]
-                                src = xin[i0, i1, i2_lo:i2_hi]
-                                for i in range(i2_hi - i2_lo):
-                                    dst[i] += wv * src[i]
+        acc = np.empty(L2 // s2 + 1, dtype=y.dtype)
+        for j0 in range(L0):
+            for j1 in range(L1):
+                row = plane[j0, j1]
+                for q in range(s2):
+                    first = (q - p2) % s2
+                    if first >= L2:
+                        continue
+                    count = (L2 - 1 - first) // s2 + 1
+                    base = (first + p2 - q) // s2
+                    buf = acc[:count]
+                    buf[:] = 0
+                    for c in range(g * Cs, (g + 1) * Cs):
+                        for a0 in range(cnt0[j0]):
+                            t0, i0 = tab0[j0, a0, 0], tab0[j0, a0, 1]
+                            for a1 in range(cnt1[j1]):
+                                t1, i1 = tab1[j1, a1, 0], tab1[j1, a1, 1]
+                                xrow = x[n, c, i0, i1]
+                                for a2 in range(pcnt[q]):
+                                    t2, u = ptab[q, a2, 0], ptab[q, a2, 1]
+                                    lo = max(0, u - base)
+                                    hi = min(count, n2 - base + u)
+                                    if hi <= lo:
+                                        continue
+                                    wv = w[c, o, t0, t1, t2]
+                                    # views from index 0: numba drops its wraparound checks and
+                                    # vectorises
+                                    bs = buf[lo:hi]
+                                    xs = xrow[base - u + lo : base - u + hi]
+                                    for i in range(hi - lo):
+                                        bs[i] += wv * xs[i]
+                    dst = row[first : first + s2 * (count - 1) + 1 : s2]
+                    for m in range(count):
+                        dst[m] = buf[m]
 
 
 def _col2im_gather(cols, y, n_first, c_first, f0, f1, f2, tab0, cnt0, tab1, cnt1, tab2, cnt2,
