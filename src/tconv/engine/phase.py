@@ -26,7 +26,8 @@ from math import prod
 import numpy as np
 
 from ..core.spec import ConvSpec
-from .fast import finish
+from .fast import PARALLEL_MIN_WORK, _run, finish
+from .threads import get_num_threads
 
 #: The columns of one step (a chunk of samples, one phase, one group) take at most about this many
 #: bytes.
@@ -94,6 +95,7 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
     fuse = b is not None and spec.padding_mode == "zeros"
     bias = b.reshape(G, Cl).astype(spec.dtype, copy=False) if fuse else None
     core = np.empty((N, G, Cl, *spec.core_size), spec.dtype)
+    steps = []  # (view, counts, w_q, shifts, starts, n0, n1, g): each writes its own pixels
     for combo in product(*per_dim):
         firsts, counts, bases, taps = zip(*combo)
         view = tuple(slice(f, f + s * (c - 1) + 1, s) for f, c, s in zip(firsts, counts, spec.stride))
@@ -104,34 +106,43 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
         # the phase's taps of the weight: (G, Cs, Cl, T)
         w_q = wg[(slice(None), slice(None), slice(None), *np.ix_(*[[t for t, _ in tp] for tp in taps]))]
         w_q = w_q.reshape(G, Cs, Cl, T)
-        M = prod(counts)
-        # the kernels' rank-3 geometry: every tap's shift, and where the phase starts in x3
-        shifts = np.array([(0,) * len(lead) + tuple(u for _, u in tap) for tap in product(*taps)],
-                          dtype=np.int64)
-        starts = (0,) * len(lead) + tuple(lo + base for (lo, _), base in zip(pads, bases))
-        step = max(1, PHASE_CHUNK_BYTES // max(1, Cs * T * M * spec.dtype.itemsize))
         if channels_last:
             w_q = w_q.transpose(0, 3, 1, 2).reshape(G, T * Cs, Cl)  # rows (tap, c)
         else:
             w_q = w_q.transpose(0, 2, 1, 3).reshape(G, Cl, Cs * T)  # columns (c, tap)
-        for n0 in range(0, N, step):
-            n1 = min(N, n0 + step)
-            for g in range(G):
-                if channels_last:
-                    # (n*M, T*Cs) @ (T*Cs, Cl): a row per output pixel of the phase, samples stacked
-                    cols = np.empty((n1 - n0, *lead, *counts, T, Cs), spec.dtype)
-                    kernels.phase_cols_last(x3[g], cols, n0, shifts, *starts)
-                    out = cols.reshape((n1 - n0) * M, T * Cs) @ w_q[g]
-                    if bias is not None:
-                        out += bias[g]
-                    out = np.moveaxis(out.reshape(n1 - n0, *counts, Cl), -1, 1)
-                else:
-                    # (Cl, Cs*T) @ (Cs*T, n*M): a column per output pixel of the phase
-                    cols = np.empty((Cs, T, n1 - n0, *lead, *counts), spec.dtype)
-                    kernels.phase_cols(x3, cols, n0, g * Cs, Cs, shifts, *starts)
-                    out = w_q[g] @ cols.reshape(Cs * T, (n1 - n0) * M)
-                    if bias is not None:
-                        out += bias[g][:, None]
-                    out = np.moveaxis(out.reshape(Cl, n1 - n0, *counts), 1, 0)
-                core[(slice(n0, n1), g, slice(None), *view)] = out
+        # the kernels' rank-3 geometry: every tap's shift, and where the phase starts in x3
+        shifts = np.array([(0,) * len(lead) + tuple(u for _, u in tap) for tap in product(*taps)],
+                          dtype=np.int64)
+        starts = (0,) * len(lead) + tuple(lo + base for (lo, _), base in zip(pads, bases))
+        step = max(1, PHASE_CHUNK_BYTES // max(1, Cs * T * prod(counts) * spec.dtype.itemsize))
+        steps += [(view, counts, w_q, shifts, starts, n0, min(N, n0 + step), g)
+                  for n0 in range(0, N, step) for g in range(G)]
+
+    def run(mine):
+        for view, counts, w_q, shifts, starts, n0, n1, g in mine:
+            M, T = prod(counts), len(shifts)
+            if channels_last:
+                # a row of T*Cs per output pixel of the phase, samples stacked; BLAS reads both
+                # operands transposed: (Cl, T*Cs) @ (T*Cs, n*M), so the result's rows are pixels
+                cols = np.empty((n1 - n0, *lead, *counts, T, Cs), spec.dtype)
+                kernels.phase_cols_last(x3[g], cols, n0, shifts, *starts)
+                out = w_q[g].T @ cols.reshape((n1 - n0) * M, T * Cs).T
+                if bias is not None:
+                    out += bias[g][:, None]
+                out = np.moveaxis(out.reshape(Cl, n1 - n0, *counts), 1, 0)
+            else:
+                # (Cl, Cs*T) @ (Cs*T, n*M): a column per output pixel of the phase
+                cols = np.empty((Cs, T, n1 - n0, *lead, *counts), spec.dtype)
+                kernels.phase_cols(x3, cols, n0, g * Cs, Cs, shifts, *starts)
+                out = w_q[g] @ cols.reshape(Cs * T, (n1 - n0) * M)
+                if bias is not None:
+                    out += bias[g][:, None]
+                out = np.moveaxis(out.reshape(Cl, n1 - n0, *counts), 1, 0)
+            core[(slice(n0, n1), g, slice(None), *view)] = out
+
+    # the steps write disjoint pixels: the workers share them, each with one-thread BLAS, so one's
+    # copying overlaps another's multiplying
+    workers = 1 if N * prod(spec.small) * prod(spec.kernel) * Cs * Cl * G < PARALLEL_MIN_WORK \
+        else min(get_num_threads(), len(steps))
+    _run([lambda mine=steps[i::workers]: run(mine) for i in range(workers) if steps[i::workers]])
     return finish(spec, core, None if fuse else b)
