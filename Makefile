@@ -45,7 +45,7 @@ endif
 	$(PY) -m ruff check src tests
 	$(if $(IS_ROOT),TCONV_REQUIRE_BROWSER=1 )$(PY) -m pytest$(if $(PYTEST_WORKERS), $(PYTEST_WORKERS))
 
-# Speed, side by side with PyTorch and ONNX Runtime; writes benchmarks/results.md and .json
+# Speed, side by side with PyTorch, ONNX Runtime and OpenVINO; writes benchmarks/results.md and .json
 bench: $(VENV)/.test
 	$(VENV)/bin/tconv bench --output benchmarks/results
 
