@@ -90,17 +90,28 @@ def resolve(op_type: str, attrs: dict, in_size: tuple[int, ...], kernel: tuple[i
     """The tconv arguments (stride, padding pairs, output_padding, dilation, groups) of one node,
     and ``notes`` where ONNX Runtime departs from the ONNX text (see the module). ``name`` starts
     the error messages."""
+    from ..core.spec import int_tuple
+
     rank = len(kernel)
     name = name or f"tconv.onnx {op_type}"
-    s = tuple(attrs.get("strides", [1] * rank))
-    d = tuple(attrs.get("dilations", [1] * rank))
+
+    def ints(key: str, length: int, minimum: int, default: int) -> tuple[int, ...]:
+        """An attribute of ``length`` ints (a list, as ONNX stores it), each ``>= minimum``."""
+        value = attrs.get(key, [default] * length)
+        if not isinstance(value, (list, tuple, np.ndarray)):
+            raise TypeError(f"{name}: {key} must be a list of {length} ints, got {value!r}")
+        return int_tuple(name, key, tuple(value), length, minimum)
+
+    s = ints("strides", rank, 1, 1)
+    d = ints("dilations", rank, 1, 1)
     auto = attrs.get("auto_pad", "NOTSET")
     if auto not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
         raise ValueError(f"{name}: auto_pad must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got {auto!r}")
-    if "kernel_shape" in attrs and tuple(attrs["kernel_shape"]) != tuple(kernel):
+    if "kernel_shape" in attrs and ints("kernel_shape", rank, 1, 1) != tuple(kernel):
         raise ValueError(f"{name}: kernel_shape {attrs['kernel_shape']} does not match the weight's "
                          f"{kernel}")
-    pads = attrs.get("pads")
+    group = int_tuple(name, "group", attrs.get("group", 1), 1, 1)[0]
+    pads = ints("pads", 2 * rank, 0, 0) if "pads" in attrs else None
     if pads is not None:
         pads = tuple(zip(pads[:rank], pads[rank:]))
     if op_type == "Conv":
@@ -110,10 +121,14 @@ def resolve(op_type: str, attrs: dict, in_size: tuple[int, ...], kernel: tuple[i
                 pairs = [(a, b) for b, a in pairs]
         else:
             pairs = list(pads) if pads is not None and auto == "NOTSET" else [(0, 0)] * rank
-        return dict(stride=s, padding=tuple(pairs), dilation=d, groups=attrs.get("group", 1), notes=())
-    op = tuple(attrs.get("output_padding", [0] * rank))
+        return dict(stride=s, padding=tuple(pairs), dilation=d, groups=group, notes=())
+    op = ints("output_padding", rank, 0, 0)
     out_shape = attrs.get("output_shape")
-    out_shape = (None,) * rank if out_shape is None else tuple(out_shape)[-rank:]
+    if out_shape is None:
+        out_shape = (None,) * rank
+    else:  # the spatial sizes, or a whole shape's last ones
+        full = isinstance(out_shape, (list, tuple, np.ndarray)) and len(out_shape) == rank + 2
+        out_shape = ints("output_shape", rank + 2 if full else rank, 1, 1)[-rank:]
     pairs, extra, notes = [], [], []
     for i in range(rank):
         (begin, after), note = transposed_window(
@@ -124,7 +139,7 @@ def resolve(op_type: str, attrs: dict, in_size: tuple[int, ...], kernel: tuple[i
         if note:
             notes.append(f"dim {i}: {note}")
     return dict(stride=s, padding=tuple(pairs), output_padding=tuple(extra), dilation=d,
-                groups=attrs.get("group", 1), notes=tuple(notes))
+                groups=group, notes=tuple(notes))
 
 
 def layer_from_node(node, weight: np.ndarray, bias: np.ndarray | None, in_size: tuple[int, ...]):
