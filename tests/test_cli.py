@@ -145,14 +145,20 @@ def test_a_missing_browser_skips_unless_required(monkeypatch):
     assert need_chromium() == "/usr/bin/chromium"
 
 
-def _page_output(path: Path, fragment: str, tmp_path: Path):
+def _dump_dom(path: Path, fragment: str, tmp_path: Path) -> str:
+    """The page's DOM after headless Chromium has run it with ``#fragment``."""
     done = subprocess.run(
         [need_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", f"file://{path}#{fragment}"],
         capture_output=True, text=True, timeout=120)
-    match = re.search(r'<pre id="output-json"[^>]*>([^<]*)</pre>', done.stdout)
-    assert match, done.stderr[-2000:]
+    assert "<html" in done.stdout, done.stderr[-2000:]
+    return done.stdout
+
+
+def _page_output(path: Path, fragment: str, tmp_path: Path):
+    match = re.search(r'<pre id="output-json"[^>]*>([^<]*)</pre>', _dump_dom(path, fragment, tmp_path))
+    assert match
     return np.array(json.loads(match.group(1)), dtype=float)
 
 
@@ -344,3 +350,24 @@ def test_every_explain_example_in_the_help_runs(tmp_path, capsys, monkeypatch):
     for line in lines:
         assert cli.main(shlex.split(line)[1:]) == 0, line
         assert "Output y" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fragment, args", [
+    ("stride=2&output_padding=2", dict(stride=2, output_padding=2)),   # the output_padding rule
+    ("padding=3", dict(padding=3)),                                     # nothing left of the output
+])
+def test_the_page_refuses_what_tconv_refuses(tmp_path, fragment, args):
+    """The page's JavaScript is the deliberate second implementation of the rules: where tconv raises,
+    the page shows an error instead of numbers."""
+    D2L = np.array([[0.0, 1.0], [2.0, 3.0]])
+    with pytest.raises(ValueError):
+        tconv.conv_transpose(D2L[None, None], D2L[None, None], **args)
+    page = tmp_path / "page.html"
+    from tconv.explainer.page import write_page
+
+    write_page(explain(D2L, D2L), str(page))
+    dom = _dump_dom(page, fragment, tmp_path)
+    error = re.search(r'<div id="error"[^>]*>([^<]*)</div>', dom)
+    assert error and error.group(1).strip(), dom[-2000:]
+    if "output_padding" in args:
+        assert "output_padding must be smaller than stride or dilation" in error.group(1)
