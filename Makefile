@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test browser bench lint clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ INSTALL_CHROMIUM := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get
 # The tests run in one process per core (pytest-xdist, at most 4): ~75 s instead of ~110 s on 2 cores.
 PYTEST_WORKERS ?= -n auto --maxprocesses=4
 
-test: $(VENV)/.test
+# Chromium installs while pip does (make runs the two prerequisites of test side by side).
+MAKEFLAGS += -j2
+
+test: $(VENV)/.test browser
+	$(PY) -m ruff check src tests
+	$(if $(IS_ROOT),TCONV_REQUIRE_BROWSER=1 )$(PY) -m pytest$(if $(PYTEST_WORKERS), $(PYTEST_WORKERS))
+
+browser:
 ifeq ($(CHROMIUM),)
 ifeq ($(IS_ROOT),1)
 	$(INSTALL_CHROMIUM)
@@ -42,8 +49,6 @@ else
 	fi
 endif
 endif
-	$(PY) -m ruff check src tests
-	$(if $(IS_ROOT),TCONV_REQUIRE_BROWSER=1 )$(PY) -m pytest$(if $(PYTEST_WORKERS), $(PYTEST_WORKERS))
 
 # Speed, side by side with PyTorch, ONNX Runtime and OpenVINO; writes benchmarks/results.md and .json
 bench: $(VENV)/.test
