@@ -98,10 +98,13 @@ def test_zero_insertion_never_builds_windows_of_the_whole_kernel():
 
 # --------------------------------------------------------------------------- what `auto` runs
 # The rule (algorithms.choose, README "How `auto` chooses"): scatter under SMALL_WORK multiply-adds
-# N * P_in * P_k * C_in * C_out / groups (an unbatched input counts as N = 1); then direct when a group
-# has at most fast.DIRECT_MAX_CHANNELS input channels; gemm otherwise. The cases sit on each edge.
+# N * P_in * P_k * C_in * C_out / groups (an unbatched input counts as N = 1); then, when a group has
+# at most fast.DIRECT_MAX_CHANNELS input channels, phase if it has at least PHASE_MIN_OUT_CHANNELS
+# output channels and the output's last dimension has fewer than DIRECT_MIN_ROW pixels per stride
+# phase, else direct; gemm otherwise. The cases sit on each edge.
 
 SMALL, FEW = algorithms.SMALL_WORK, engine.DIRECT_MAX_CHANNELS
+MANY_OUT, ROW = algorithms.PHASE_MIN_OUT_CHANNELS, algorithms.DIRECT_MIN_ROW
 
 #: (batch or None, C_in, C_out/groups, input size, kernel, groups, multiply-adds, algorithm)
 CHOICES = [
@@ -118,6 +121,11 @@ CHOICES = [
     (1, 8, 1, (8192,), (1,), 8, SMALL, "direct"),  # depthwise
     (1, 6, 6, (8, 8, 8), (2, 2, 2), 1, 147456, "gemm"),
     (1, 1, 1, (1,), (SMALL,), 1, SMALL, "direct"),  # the kernel counts
+    # output rows (n - 1) + k: ROW - 1 = 255 pixels is short, ROW is not
+    (1, FEW, MANY_OUT, (ROW - 33,), (33,), 1, FEW * MANY_OUT * (ROW - 33) * 33, "phase"),
+    (1, FEW, MANY_OUT - 1, (ROW - 33,), (33,), 1, FEW * (MANY_OUT - 1) * (ROW - 33) * 33, "direct"),
+    (1, FEW, MANY_OUT, (ROW - 32,), (33,), 1, FEW * MANY_OUT * (ROW - 32) * 33, "direct"),
+    (2, 2 * FEW, 2 * MANY_OUT, (16, 16), (4, 4), 2, 2 * 256 * 16 * 2 * FEW * 2 * MANY_OUT, "phase"),
 ]
 
 
@@ -133,9 +141,19 @@ def test_choose_follows_its_rule_on_each_edge(batch, c_in, c_out_g, size, kernel
     spec = _spec(batch, c_in, c_out_g, size, kernel, groups)
     assert algorithms.multiply_adds(spec) == work
     assert algorithms.choose(spec) == expected
-    # stride, padding, dilation and output_padding change the output, not the work or the choice
-    assert algorithms.choose(_spec(batch, c_in, c_out_g, size, kernel, groups, stride=3, padding=1,
-                                   dilation=2, output_padding=1)) == expected
+    # stride, padding, dilation and output_padding change the output, not the work: only the row
+    # length that decides between phase and direct (a case at ROW - 1 rows, checked apart)
+    if expected in ("scatter", "gemm"):
+        assert algorithms.choose(_spec(batch, c_in, c_out_g, size, kernel, groups, stride=3, padding=1,
+                                       dilation=2, output_padding=1)) == expected
+
+
+def test_phase_or_direct_by_the_rows_per_stride_phase():
+    """The row length counts per phase of the stride: 3x the stride, 3x the pixels for one choice."""
+    short = _spec(1, FEW, MANY_OUT, (100,), (33,), 1, stride=3)  # (100-1)*3 + 33 = 330 < 3*256
+    assert short.core_size[-1] == 330 and algorithms.choose(short) == "phase"
+    long = _spec(1, FEW, MANY_OUT, (260,), (33,), 1, stride=3)  # 810 >= 768
+    assert long.core_size[-1] == 810 and algorithms.choose(long) == "direct"
 
 
 def test_the_documented_thresholds():
@@ -149,7 +167,9 @@ def test_choose_is_the_rule_on_any_shape(batch, rank, groups, per_group, c_out_g
     size = tuple(data.draw(st.integers(1, 64)) for _ in range(rank))
     kernel = tuple(data.draw(st.integers(1, 6)) for _ in range(rank))
     work = (batch or 1) * prod(size) * prod(kernel) * per_group * groups * c_out_g
-    expected = "scatter" if work < SMALL else "direct" if per_group <= FEW else "gemm"
+    row = (size[-1] - 1) + kernel[-1]  # stride 1, no padding: the output's last dimension
+    few = "phase" if c_out_g >= MANY_OUT and row < ROW else "direct"
+    expected = "scatter" if work < SMALL else few if per_group <= FEW else "gemm"
     assert algorithms.choose(_spec(batch, per_group * groups, c_out_g, size, kernel, groups)) == expected
 
 

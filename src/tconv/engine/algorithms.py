@@ -256,19 +256,33 @@ def choose(spec: ConvSpec) -> str:
 
     - ``scatter`` for tiny problems (under :data:`SMALL_WORK` multiply-adds): NumPy only, so a first
       small call in a new process loads no compiled code (numba's import alone takes ~0.6 s);
-    - ``direct`` when a group has at most ``fast.DIRECT_MAX_CHANNELS`` input channels (depthwise):
-      a matrix product would have almost nothing to multiply;
+    - when a group has at most ``fast.DIRECT_MAX_CHANNELS`` input channels (a matrix product would
+      have almost nothing to multiply): ``phase`` when a group has at least
+      :data:`PHASE_MIN_OUT_CHANNELS` output channels and the output's rows are short (fewer than
+      :data:`DIRECT_MIN_ROW` pixels per phase of the last dimension) — its im2col is small and every
+      output pixel is written once — and ``direct`` otherwise (depthwise, long rows it vectorises);
     - ``gemm`` otherwise: BLAS products, then compiled col2im (see :mod:`tconv.engine.fast`).
 
-    Only the batch, the input and kernel sizes, the channels and the groups count; stride, padding,
-    dilation, output_padding and the padding mode do not. The thresholds and the measurements behind
-    them are in the README ("How `auto` chooses").
+    Only the batch, the sizes, the channels and the groups count. The thresholds and the measurements
+    behind them are in the README ("How `auto` chooses").
     """
     if multiply_adds(spec) < SMALL_WORK:
         return "scatter"
     if spec.small_channels // spec.groups <= fast.DIRECT_MAX_CHANNELS:
+        short_rows = spec.core_size[-1] < DIRECT_MIN_ROW * spec.stride[-1]
+        if spec.large_channels // spec.groups >= PHASE_MIN_OUT_CHANNELS and short_rows:
+            return "phase"
         return "direct"
     return "gemm"
+
+
+#: With few input channels per group, ``auto`` runs ``phase`` from this many output channels per
+#: group (on rows shorter than :data:`DIRECT_MIN_ROW`).
+PHASE_MIN_OUT_CHANNELS = 8
+
+#: ``direct``'s inner loop runs along a phase of an output row; from this many pixels it vectorises
+#: well enough to beat ``phase``.
+DIRECT_MIN_ROW = 256
 
 
 #: ``auto`` runs the NumPy-only ``scatter`` below this many multiply-adds.
