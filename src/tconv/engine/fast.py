@@ -221,8 +221,35 @@ def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
         for d, c, k, L in zip(spec.dilation, spec.core_crop, spec.kernel, spec.large)
     ):
         return _single_pixel(spec, x, w, b)
+    if spec.padding_mode == "zeros" and all(k == 1 and s == 1 for k, s in zip(spec.kernel, spec.stride)):
+        return _pointwise(spec, x, w, b)
     channels_last = Cl >= CHANNELS_LAST_MIN and spec.small[-1] < PLANES_MIN_ROW
     return _gemm(spec, x, w, b, channels_last)
+
+
+def _pointwise(spec, x, w, b):
+    """Kernel 1, stride 1: output pixel ``j`` is input pixel ``j + crop`` times the weight, so the
+    output is one product per sample and group, ``(Cl, Cs) @ (Cs, P)``, written once (bias added);
+    pixels past the input (output_padding) hold the bias alone."""
+    N, G = x.shape[0], spec.groups
+    Cs, Cl = spec.small_channels // G, spec.large_channels // G
+    # the input pixels the output keeps, and where they land
+    src = tuple(slice(max(cb, 0), n - max(ca, 0)) for n, (cb, ca) in zip(spec.small, spec.core_crop))
+    dst = tuple(slice(max(-cb, 0), max(-cb, 0) + sl.stop - sl.start)
+                for sl, (cb, _) in zip(src, spec.core_crop))
+    kept = tuple(sl.stop - sl.start for sl in src)
+    xs = x.reshape(N, G, Cs, *spec.small)[(Ellipsis, *src)].reshape(N, G, Cs, prod(kept))
+    wt = w.reshape(G, Cs, Cl).transpose(0, 2, 1)  # (G, Cl, Cs)
+    y = np.empty((N, G, Cl, *spec.large), dtype=spec.dtype)
+    inner = y[(Ellipsis, *dst)]
+    if inner.shape[3:] != spec.large:  # pixels no input reaches
+        y[...] = 0 if b is None else b.reshape(G, Cl, *(1,) * spec.rank)
+    with blas_limit():
+        out = np.matmul(wt, xs).reshape(N, G, Cl, *kept)  # (N, G, Cl, P)
+    if b is not None:
+        out += b.reshape(G, Cl, *(1,) * spec.rank)
+    inner[...] = out
+    return y.reshape(N, spec.large_channels, *spec.large)
 
 
 def _single_pixel(spec, x, w, b):
