@@ -166,6 +166,7 @@ def _ort(attrs: dict, x: np.ndarray, w: np.ndarray, b: np.ndarray):
     return node, session.run(None, {"x": x})[0]
 
 
+@pytest.mark.filterwarnings("ignore::tconv.interop.onnx.OnnxRuntimeSemantics")
 @given(n=st.integers(1, 5), k=st.integers(1, 4), s=st.integers(1, 4), d=st.integers(1, 2),
        data=st.data())
 def test_run_node_computes_what_onnx_runtime_computes(n, k, s, d, data):
@@ -194,6 +195,7 @@ def test_run_node_computes_what_onnx_runtime_computes(n, k, s, d, data):
     np.testing.assert_allclose(tonnx.run_node(node, [x, w, b]), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::tconv.interop.onnx.OnnxRuntimeSemantics")
 def test_an_output_shape_onnx_runtime_refuses_is_refused():
     x, w, b = np.ones((1, 1, 3), np.float32), np.ones((1, 1, 3), np.float32), np.zeros(1, np.float32)
     attrs = dict(strides=[2], output_shape=[9])  # full result 7: at most 7 + 2 - 1 = 8
@@ -215,6 +217,7 @@ _attrs = ["auto_pad", "dilations", "group", "kernel_shape", "output_padding", "o
           "strides"]
 
 
+@pytest.mark.filterwarnings("ignore::tconv.interop.onnx.OnnxRuntimeSemantics")
 @settings(max_examples=300, deadline=None)
 @given(attrs=st.dictionaries(st.sampled_from(_attrs), _junk, max_size=4),
        op_type=st.sampled_from(["Conv", "ConvTranspose"]), n=st.integers(1, 4), k=st.integers(1, 3),
@@ -235,3 +238,13 @@ def test_any_node_attributes_give_a_result_or_a_clear_error(attrs, op_type, n, k
         assert "tconv.onnx" in str(exc) or "Conv" in str(exc), exc
         return
     assert y.ndim == 3 and y.shape[0] == 1
+
+
+def test_reading_a_node_where_onnx_runtime_departs_from_the_text_says_so():
+    from onnx import helper
+
+    x, w, b = np.ones((1, 1, 4), np.float32), np.ones((1, 1, 2), np.float32), np.zeros(1, np.float32)
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[3], auto_pad="SAME_UPPER")
+    with pytest.warns(tonnx.OnnxRuntimeSemantics, match="ONNX Runtime clamps the total padding at 0"):
+        y = tonnx.run_node(node, [x, w, b])
+    assert y.shape == _ort(dict(strides=[3], auto_pad="SAME_UPPER"), x, w, b)[1].shape == (1, 1, 11)

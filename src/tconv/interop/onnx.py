@@ -10,9 +10,8 @@ which departs from the ONNX text in two places. Per spatial dimension, with
   end (a negative crop appends pixels); ``auto_pad='VALID'``: ``pads`` ignored, nothing cropped;
 - ``output_shape`` (``pads`` ignored): ``total = max(0, full + op - output_shape)`` is cropped, the odd
   pixel at the end for ``SAME_UPPER`` and at the start otherwise; an output larger than
-  ``full + op`` is extended at the end (ONNX Runtime clamps the total at 0, where the ONNX text would
-  split a negative total between both ends) and ONNX Runtime refuses one larger than
-  ``full + stride - 1``;
+  ``full + op`` is extended at the end (as the ONNX reference's own node tests have it), and ONNX
+  Runtime refuses one larger than ``full + stride - 1`` (the ONNX text sets no such limit);
 - ``auto_pad='SAME_UPPER'``/``'SAME_LOWER'``: the same with ``output_shape = n*stride``, so when the
   dilated kernel is shorter than the stride ONNX Runtime returns ``full + op`` pixels, fewer than the
   ``n*stride`` of the ONNX text.
@@ -23,6 +22,7 @@ which departs from the ONNX text in two places. Per spatial dimension, with
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,10 @@ import numpy as np
 
 from ..core import layers
 from ..core.shapes import effective_kernel, full_size, same_pads
+
+
+class OnnxRuntimeSemantics(UserWarning):
+    """A node is read as ONNX Runtime computes it, which here departs from the ONNX text."""
 
 
 def _onnx():
@@ -74,10 +78,6 @@ the total padding at 0 and returns 5 pixels; the ONNX text says input*stride = 6
         if output_shape > full + s - 1:
             raise ValueError(f"{name}: output_shape {output_shape} is more than stride - 1 pixels "
                              f"past the full result ({full}); ONNX Runtime refuses it")
-        if output_shape > full + op and not note:
-            note = (f"output_shape {output_shape} is larger than the full result plus output_padding "
-                    f"({full + op}): ONNX Runtime appends the {output_shape - full - op} extra pixels at "
-                    f"the end (the ONNX text would split them between both ends)")
         total = max(0, full + op - output_shape)
         begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
         return (begin, full - begin - output_shape), note
@@ -150,7 +150,9 @@ def layer_from_node(node, weight: np.ndarray, bias: np.ndarray | None, in_size: 
     rank = weight.ndim - 2
     kernel = weight.shape[2:]
     args = resolve(node.op_type, _attributes(node), tuple(in_size), tuple(kernel))
-    args.pop("notes")
+    for note in args.pop("notes"):  # tconv follows ONNX Runtime; say where that is not the ONNX text
+        warnings.warn(f"tconv.onnx: node {node.name or node.op_type!r}, {note}", OnnxRuntimeSemantics,
+                      stacklevel=3)
     transposed = node.op_type == "ConvTranspose"
     groups = args["groups"]
     in_ch, out_ch = ((weight.shape[0], weight.shape[1] * groups) if transposed
