@@ -151,7 +151,7 @@ def weight_shape_of(params: dict, framework: str, in_channels: int, out_channels
         perm = _keras_weight_perm(rank)
     elif framework == "jax":
         dn, flip = params.get("dimension_numbers"), params.get("transpose_kernel", False)
-        perm = _jax_layout(dn, rank, flip)[0].weight
+        perm = _jax_layout(dn, rank, flip).weight
     elif framework in FRAMEWORKS:
         perm = tuple(range(rank + 2))
     else:
@@ -212,6 +212,18 @@ def _per_dim(name: str, value: Any, rank: int, source: str, minimum: int = 1) ->
     return int_tuple(f"convert: {source}", name, value, rank, minimum)
 
 
+def _shape_facts(facts: _Facts, layout: Layout, groups: int, rank: int, weight_shape, input_shape) -> None:
+    """What the weight's shape (read through ``layout`` as PyTorch's ``(C_in, C_out/g, *k)``) and the
+    whole input shape say of the channels and the kernel."""
+    if weight_shape is not None:
+        w = tuple(weight_shape[i] for i in layout.weight)
+        facts.give("in_channels", w[0], "weight_shape")
+        facts.give("out_channels", w[1] * groups, "weight_shape")
+        facts.give("kernel size", w[2:], "weight_shape")
+    if input_shape is not None and len(input_shape) == rank + 2:
+        facts.give("in_channels", input_shape[layout.data_in[1]], "input_shape")
+
+
 def _rank_of(facts: _Facts, per_dim: list, weight_shape, input_shape) -> int:
     """The rank from any per-dimension argument given as a sequence, or from the shapes."""
     for value in per_dim:
@@ -249,12 +261,7 @@ def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, L
         for key in ("in_channels", "out_channels"):
             if key in p:
                 facts.give(key, _count(key, p[key], source), key)
-        if weight_shape is not None:
-            facts.give("in_channels", weight_shape[0], "weight_shape")
-            facts.give("out_channels", weight_shape[1] * groups, "weight_shape")
-            facts.give("kernel size", tuple(weight_shape[2:]), "weight_shape")
-        if input_shape is not None and len(input_shape) == rank + 2:
-            facts.give("in_channels", input_shape[1], "input_shape")
+        _shape_facts(facts, layout, groups, rank, weight_shape, input_shape)
         kernel = facts.get("kernel size", "kernel_size or weight_shape")
         stride = _per_dim("stride", p.get("stride", 1), rank, source)
         dilation = _per_dim("dilation", p.get("dilation", 1), rank, source)
@@ -287,12 +294,7 @@ def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, L
         if "kernel_shape" in p:
             facts.give("kernel size", _per_dim("kernel_shape", p["kernel_shape"], rank, source),
                        "kernel_shape")
-        if weight_shape is not None:
-            facts.give("in_channels", weight_shape[0], "weight_shape")
-            facts.give("out_channels", weight_shape[1] * groups, "weight_shape")
-            facts.give("kernel size", tuple(weight_shape[2:]), "weight_shape")
-        if input_shape is not None and len(input_shape) == rank + 2:
-            facts.give("in_channels", input_shape[1], "input_shape")
+        _shape_facts(facts, layout, groups, rank, weight_shape, input_shape)
         kernel = facts.get("kernel size", "kernel_shape or weight_shape")
         attrs = dict(p)
         for key in ("strides", "dilations", "output_padding"):
@@ -329,12 +331,7 @@ def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, L
                    "kernel_size")
         if "filters" in p:
             facts.give("out_channels", _count("filters", p["filters"], source), "filters")
-        if weight_shape is not None:
-            facts.give("kernel size", tuple(weight_shape[:rank]), "weight_shape")
-            facts.give("out_channels", weight_shape[rank], "weight_shape")
-            facts.give("in_channels", weight_shape[rank + 1], "weight_shape")
-        if input_shape is not None and len(input_shape) == rank + 2:
-            facts.give("in_channels", input_shape[layout.data_in[1]], "input_shape")
+        _shape_facts(facts, layout, groups, rank, weight_shape, input_shape)
         kernel = facts.get("kernel size", "kernel_size")
         stride = _per_dim("strides", p.get("strides", 1), rank, source)
         dilation = _per_dim("dilation_rate", p.get("dilation_rate", 1), rank, source)
@@ -354,15 +351,9 @@ def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, L
             if key not in p:
                 raise TypeError(f"convert: jax.lax.conv_transpose needs {key!r}")
         rank = _rank_of(facts, [p.get("strides")], weight_shape, input_shape)
-        layout, k_pos = _jax_layout(p.get("dimension_numbers"), rank, p.get("transpose_kernel", False))
+        layout = _jax_layout(p.get("dimension_numbers"), rank, p.get("transpose_kernel", False))
         groups = 1
-        if weight_shape is not None:
-            w_torch = tuple(weight_shape[i] for i in layout.weight)
-            facts.give("in_channels", w_torch[0], "weight_shape")
-            facts.give("out_channels", w_torch[1], "weight_shape")
-            facts.give("kernel size", tuple(weight_shape[i] for i in k_pos), "weight_shape")
-        if input_shape is not None and len(input_shape) == rank + 2:
-            facts.give("in_channels", input_shape[layout.data_in[1]], "input_shape")
+        _shape_facts(facts, layout, groups, rank, weight_shape, input_shape)
         kernel = facts.get("kernel size", "weight_shape (jax's arguments do not hold the kernel)")
         stride = _per_dim("strides", p["strides"], rank, source)
         dilation = _per_dim("rhs_dilation", p.get("rhs_dilation") or 1, rank, source)
@@ -427,8 +418,8 @@ def _jax_channels_first(rank: int) -> tuple[str, str, str]:
     return ("NC" + sp, "OI" + sp, "NC" + sp)
 
 
-def _jax_layout(dn: Any, rank: int, transpose_kernel: bool) -> tuple[Layout, tuple[int, ...]]:
-    """The layouts of a ``lax.conv_transpose`` call, and the kernel's spatial axes.
+def _jax_layout(dn: Any, rank: int, transpose_kernel: bool) -> Layout:
+    """The layouts of a ``lax.conv_transpose`` call.
 
     As ``lax.conv_general_permutations``: 'N'/'C' (data) and 'O'/'I' (kernel) once each, the same
     spatial letters in all three, spatial dimensions ordered as the kernel's spec lists them.
@@ -456,11 +447,10 @@ def _jax_layout(dn: Any, rank: int, transpose_kernel: bool) -> tuple[Layout, tup
     def perm(spec: str, pair: str) -> tuple[int, ...]:
         return (spec.index(pair[0]), spec.index(pair[1]), *(spec.index(c) for c in spatial))
 
-    k_pos = tuple(rhs.index(c) for c in spatial)
     # transpose_kernel=True: the kernel's O axis holds C_in and it is PyTorch's weight, unflipped;
     # False: it is the forward convolution's kernel (O = C_out), flipped.
     weight = perm(rhs, "OI") if transpose_kernel else perm(rhs, "IO")
-    return Layout(perm(lhs, "NC"), perm(out, "NC"), weight, flip=not transpose_kernel), k_pos
+    return Layout(perm(lhs, "NC"), perm(out, "NC"), weight, flip=not transpose_kernel)
 
 
 def _jax_pairs(padding: Any, rank: int) -> list[tuple[int, int]]:
@@ -557,7 +547,7 @@ def _write(c: Canonical, target: str) -> tuple[dict, tuple[tuple[int, int], ...]
         numbers = _jax_channels_first(c.rank)
         return dict(strides=c.stride, padding=pairs, rhs_dilation=c.dilation,
                     dimension_numbers=numbers, transpose_kernel=True), c.crop, \
-            _jax_layout(numbers, c.rank, True)[0]
+            _jax_layout(numbers, c.rank, True)
     raise ValueError(f"convert: target must be one of {FRAMEWORKS}, got {target!r}")
 
 
