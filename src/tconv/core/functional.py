@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import algorithms, fast
+from ..engine.packing import WeightCache, takes_cache
 from ..engine.threads import blas_limit
 from .spec import ConvSpec, as_array, conv_spec, result_dtype, transposed_spec
 
@@ -54,19 +55,29 @@ def _algorithm(op: str, algorithm: Any, spec: ConvSpec) -> Callable:
 
 
 def _conv_transpose_spec(op, input, weight, bias, stride, padding, output_padding, groups,
-                         dilation, output_size, padding_mode, algorithm):
-    """The output, and the spec and input array a backward pass needs."""
+                         dilation, output_size, padding_mode, algorithm,
+                         cache: WeightCache | None = None):
+    """The output, and the spec and input array a backward pass needs.
+
+    ``cache`` (a layer's) keeps the weight as the algorithm reorders it between calls; it is bound
+    to the weight as given (a layer's own array), and the forms are keyed by the dtype computed in,
+    so a float64 input to a float32 layer keeps float64 forms beside the float32 ones.
+    """
     x = as_array(op, "input", input)
     w = as_array(op, "weight", weight)
     b = None if bias is None else as_array(op, "bias", bias)
     spec = transposed_spec(op, x, w, b, stride, padding, output_padding, groups, dilation,
                            output_size, padding_mode)
     run = _algorithm(op, algorithm, spec)
+    extra = {}
+    if cache is not None and takes_cache(run):
+        cache.bind(w)
+        extra["cache"] = cache
     try:
         # the reference algorithms' products run in this thread: BLAS held to tconv's thread count
         with blas_limit():
             y = run(spec, _batched(spec, x), w.astype(spec.dtype, copy=False),
-                    None if b is None else b.astype(spec.dtype, copy=False))
+                    None if b is None else b.astype(spec.dtype, copy=False), **extra)
     except MemoryError as exc:
         raise ValueError(
             f"{op}: not enough memory for algorithm {run.__name__!r} from input {x.shape} to output "

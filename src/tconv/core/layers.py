@@ -7,6 +7,11 @@ remembers its input; ``layer.backward(grad_output)`` returns the input's gradien
 and bias's to ``layer.grad_weight`` / ``layer.grad_bias`` (accumulated, as in PyTorch, until
 ``layer.zero_grad()``).
 
+A transposed layer keeps its weight as the algorithm reorders it (prepacked, as ONNX Runtime and
+OpenVINO do when a session is built; :mod:`tconv.engine.packing`): made on the first call, reused
+after, and dropped when ``weight`` is assigned (``load_state_dict`` included) or changed in place
+(seen by a checksum of its bytes on each call).
+
 >>> layer = ConvTranspose2d(1, 1, kernel_size=2, stride=2, padding=1, output_padding=1, bias=False)
 >>> layer
 ConvTranspose2d(1, 1, kernel_size=(2, 2), stride=(2, 2), padding=(1, 1), output_padding=(1, 1), bias=False)
@@ -21,6 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..engine.packing import WeightCache
 from .functional import _conv_spec, _conv_transpose_spec, backward
 from .padding import PADDING_MODES
 from .spec import as_array, check_output_padding, int_tuple, padding_pairs
@@ -89,6 +95,7 @@ class ConvLayer:
                  else (out_channels, in_channels // groups)) + self.kernel_size
         bound = 1 / sqrt(shape[1] * prod(self.kernel_size))
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self._packed = WeightCache()  # the weight as the algorithm reorders it (transposed layers)
         self.weight = gen.uniform(-bound, bound, shape).astype(self.dtype)
         self.bias = gen.uniform(-bound, bound, out_channels).astype(self.dtype) if bias else None
         self.grad_weight: np.ndarray | None = None
@@ -96,6 +103,16 @@ class ConvLayer:
         self._saved: tuple[Any, np.ndarray] | None = None  # (spec, input) of the last call
 
     # ----------------------------------------------------------------- parameters
+    @property
+    def weight(self) -> np.ndarray:
+        """The weight, PyTorch's shape; assigning it drops the prepacked forms."""
+        return self._weight
+
+    @weight.setter
+    def weight(self, value: np.ndarray) -> None:
+        self._weight = value
+        self._packed.clear()
+
     def state_dict(self) -> dict[str, np.ndarray]:
         """``{'weight': ..., 'bias': ...}`` (no 'bias' without bias), PyTorch's keys."""
         state = {"weight": self.weight}
@@ -184,7 +201,8 @@ class _ConvTransposeNd(ConvLayer):
         output_padding = self.output_padding if output_size is None else 0
         y, spec, x = _conv_transpose_spec(
             type(self).__name__, input, self.weight, self.bias, self.stride, self.padding,
-            output_padding, self.groups, self.dilation, output_size, self.padding_mode, "auto")
+            output_padding, self.groups, self.dilation, output_size, self.padding_mode, "auto",
+            self._packed)
         self._saved = (spec, x)
         return y
 

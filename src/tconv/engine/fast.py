@@ -2,9 +2,10 @@
 
 ``gemm`` (general) and ``direct`` (few channels per group) are transposed-convolution algorithms in
 the registry of :mod:`tconv.engine.algorithms`, with the same contract as the reference ones:
-``f(spec, x, w, b) -> y``. :func:`correlate` computes a convolution (a transposed convolution's
-input-gradient, and :func:`tconv.conv`) and weight gradients the same way, the mirror image (im2col,
-then products).
+``f(spec, x, w, b) -> y``; ``gemm`` also takes ``cache=`` (a layer's
+:class:`tconv.engine.packing.WeightCache`), where it keeps the weight it reorders. :func:`correlate`
+computes a convolution (a transposed convolution's input-gradient, and :func:`tconv.conv`) and weight
+gradients the same way, the mirror image (im2col, then products).
 
 How the time is spent (symbols as in :mod:`tconv.engine.algorithms`): per chunk of ``M`` input
 pixels, ``cols = every input pixel times the whole kernel`` is one BLAS product of ``M x Cs`` by
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..core.padding import fold
 from ..core.spec import ConvSpec
+from .packing import WeightCache, packed, packs_weight
 from .threads import blas_limit, get_num_threads, numba_limit
 
 #: Columns of one chunk take about this many bytes (per worker).
@@ -207,13 +209,17 @@ def _split(chunks: list, channels: int, work: int) -> list[tuple[list, int, int]
 # --------------------------------------------------------------------------- transposed convolution
 
 
-def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+@packs_weight
+def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
+         cache: WeightCache | None = None) -> np.ndarray:
     """BLAS products of input pixels with the whole kernel, then compiled col2im (see the module).
 
     The adding runs plane by plane (inner loop along the input's last dimension) or, for short rows
     and many output channels, channels-last (inner loop along the channels); a 1x1 input needs no
     adding at all; where every output pixel meets exactly one tap (kernel == stride) each pixel is
-    written once, bias included.
+    written once, bias included. Channels-last multiplies the weight reordered taps-outer, one copy
+    per worker's channel range: kept in ``cache`` when given (:mod:`tconv.engine.packing`), made
+    for this call otherwise; the other paths use the weight as it is.
     """
     Cl = spec.large_channels // spec.groups
     if prod(spec.small) == 1 and spec.padding_mode == "zeros" and all(
@@ -224,7 +230,7 @@ def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
     if spec.padding_mode == "zeros" and all(k == 1 and s == 1 for k, s in zip(spec.kernel, spec.stride)):
         return _pointwise(spec, x, w, b)
     channels_last = Cl >= CHANNELS_LAST_MIN and spec.small[-1] < PLANES_MIN_ROW
-    return _gemm(spec, x, w, b, channels_last)
+    return _gemm(spec, x, w, b, channels_last, cache)
 
 
 def _pointwise(spec, x, w, b):
@@ -267,7 +273,7 @@ def _single_pixel(spec, x, w, b):
     return finish(spec, y, b)
 
 
-def _gemm(spec, x, w, b, channels_last):
+def _gemm(spec, x, w, b, channels_last, cache=None):
     from . import kernels
 
     g3 = rank3(spec)
@@ -291,17 +297,19 @@ def _gemm(spec, x, w, b, channels_last):
         tables = [a for dim in range(3)
                   for a in reach_table(g3["small"][dim], k[dim], s[dim], d[dim], p[dim], L[dim])]
     w4 = w.reshape(G, Cs, Cl, P_k)
-    shared = None
-    if channels_last and len({(lo, hi) for _, lo, hi in shares}) == 1:
-        # one reordered copy for all workers: W[g, c, (t, o)], taps outer, channels inner
-        shared = w4.transpose(0, 1, 3, 2).reshape(G, Cs, P_k * Cl)
+    reordered = {}
+    if channels_last:
+        # W[g, c, (t, o)], taps outer, channels inner: one copy per channel range the workers take
+        # (one for all of them when they share the channels), made here, not in the workers
+        for lo, hi in {(lo, hi) for _, lo, hi in shares}:
+            reordered[lo, hi] = packed(
+                cache, ("gemm-channels-last", w.dtype.str, G, lo, hi),
+                lambda lo=lo, hi=hi: w4[:, :, lo:hi].transpose(0, 1, 3, 2).reshape(G, Cs, P_k * (hi - lo)))
 
     def worker(mine, o_lo, o_hi):
         width = o_hi - o_lo
-        if shared is not None:
-            wg = shared
-        elif channels_last:  # this worker's channels only
-            wg = w4[:, :, o_lo:o_hi].transpose(0, 1, 3, 2).reshape(G, Cs, P_k * width)
+        if channels_last:
+            wg = reordered[o_lo, o_hi]
         else:  # W[g, c, (o, t)]: the weight's own layout, a view
             wg = w4[:, :, o_lo:o_hi].reshape(G, Cs, width * P_k)
         buf = workspace(width * P_k * max(m * prod(sh) for _, m, _, sh, _ in mine), spec.dtype)

@@ -9,7 +9,8 @@ phase's few taps. So per phase (``s**rank`` of them):
 
 1. ``cols (G, Cs*T, N*M)``: for each of the phase's ``T`` taps, the input shifted by ``-u`` (zeros
    outside it) — an im2col of the small side, ``T ≈ prod(k/s)`` taps deep, samples side by side;
-2. ``W_q (G, Cl, Cs*T)``: the phase's taps of the weight;
+2. ``W_q (G, Cl, Cs*T)``: the phase's taps of the weight (kept in a layer's
+   :class:`tconv.engine.packing.WeightCache` between calls);
 3. ``out = W_q @ cols (G, Cl, N*M)``, the bias added, written once into the output's phase view
    (every ``s``-th pixel from the phase's first).
 
@@ -27,6 +28,7 @@ import numpy as np
 
 from ..core.spec import ConvSpec
 from .fast import PARALLEL_MIN_WORK, _run, finish
+from .packing import WeightCache, packed, packs_weight
 from .threads import get_num_threads
 
 #: The columns of one step (a chunk of samples, one phase, one group) take at most about this many
@@ -61,11 +63,14 @@ def dim_phases(n: int, k: int, s: int, d: int, crop: int, size: int) -> list[tup
     return phases
 
 
-def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+@packs_weight
+def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
+          cache: WeightCache | None = None) -> np.ndarray:
     """The sub-pixel algorithm (see the module): per output phase, im2col of the input and one
     batched BLAS product, written once into the output's phase view, bias included.
 
-    ``x`` ``(N, G*Cs, *n)``, ``w`` ``(G*Cs, Cl, *k)`` -> ``(N, G*Cl, *L)``.
+    ``x`` ``(N, G*Cs, *n)``, ``w`` ``(G*Cs, Cl, *k)`` -> ``(N, G*Cl, *L)``. Each phase's ``W_q`` is
+    kept in ``cache`` when given (:mod:`tconv.engine.packing`), made for this call otherwise.
     """
     from . import kernels  # numba loads on the first call, not at import
 
@@ -103,13 +108,9 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
         if T == 0:  # no tap reaches these pixels: zeros (and the bias)
             core[(Ellipsis, *view)] = 0 if bias is None else bias.reshape(G, Cl, *(1,) * rank)
             continue
-        # the phase's taps of the weight: (G, Cs, Cl, T)
-        w_q = wg[(slice(None), slice(None), slice(None), *np.ix_(*[[t for t, _ in tp] for tp in taps]))]
-        w_q = w_q.reshape(G, Cs, Cl, T)
-        if channels_last:
-            w_q = w_q.transpose(0, 3, 1, 2).reshape(G, T * Cs, Cl)  # rows (tap, c)
-        else:
-            w_q = w_q.transpose(0, 2, 1, 3).reshape(G, Cl, Cs * T)  # columns (c, tap)
+        ts = tuple(tuple(t for t, _ in tp) for tp in taps)
+        w_q = packed(cache, ("phase", w.dtype.str, G, channels_last, ts),
+                     lambda ts=ts: _phase_weight(wg, ts, channels_last))
         # the kernels' rank-3 geometry: every tap's shift, and where the phase starts in x3
         shifts = np.array([(0,) * len(lead) + tuple(u for _, u in tap) for tap in product(*taps)],
                           dtype=np.int64)
@@ -146,3 +147,15 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
         else min(get_num_threads(), len(steps))
     _run([lambda mine=steps[i::workers]: run(mine) for i in range(workers) if steps[i::workers]])
     return finish(spec, core, None if fuse else b)
+
+
+def _phase_weight(wg: np.ndarray, taps: tuple[tuple[int, ...], ...], channels_last: bool) -> np.ndarray:
+    """The taps ``taps`` (per dimension, the tap indices of one phase) of ``wg`` ``(G, Cs, Cl, *k)``:
+    ``(G, T*Cs, Cl)``, rows ``(tap, c)``, for the channels-last im2col; else ``(G, Cl, Cs*T)``,
+    columns ``(c, tap)``."""
+    G, Cs, Cl = wg.shape[:3]
+    T = prod(len(t) for t in taps)
+    w_q = wg[(slice(None), slice(None), slice(None), *np.ix_(*taps))].reshape(G, Cs, Cl, T)
+    if channels_last:
+        return w_q.transpose(0, 3, 1, 2).reshape(G, T * Cs, Cl)  # rows (tap, c)
+    return w_q.transpose(0, 2, 1, 3).reshape(G, Cl, Cs * T)  # columns (c, tap)

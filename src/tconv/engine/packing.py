@@ -1,0 +1,104 @@
+"""Prepacked weights: a layer reorders its weight once, not on every call.
+
+``gemm`` (channels-last: ``W[g, c, (t, o)]``, taps outer) and ``phase`` (each output phase's taps,
+``W_q``) multiply a reordered copy of the weight, not the weight itself. Built on every call, that copy
+is as large as the weight, which on layers whose weight outweighs the activations is most of a call's
+extra memory. A layer (:mod:`tconv.core.layers`) owns a :class:`WeightCache`; the functional API passes
+none, so there every call packs for itself (nothing is kept).
+
+The contract: the caller binds the cache to the weight before each call (:meth:`WeightCache.bind`), and
+an algorithm marked by :func:`packs_weight` takes a keyword ``cache`` (a :class:`WeightCache` or None)
+and fetches each reordered form through :func:`packed` under a key that, together with the weight,
+fully determines the form (layout, dtype, groups, taps, channel range; never the batch or the image
+size). Whether the bound weight is still the one the forms were made from is checked on every bind:
+the same object, shape, dtype, strides and data pointer, and the same CRC-32 of its bytes — so
+assignment, ``load_state_dict`` and in-place updates (``w -= lr * grad``, ``w[0] = 1``,
+``np.copyto(w, ...)``) all drop the forms. The checksum reads the weight once (``zlib.crc32``, several
+GB/s) and is only taken while forms are kept.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import numpy as np
+
+
+def _checksum(w: np.ndarray) -> int:
+    return zlib.crc32(memoryview(np.ascontiguousarray(w)).cast("B"))
+
+
+def _identity(w: np.ndarray) -> tuple:
+    return (w.shape, w.dtype.str, w.strides, w.ctypes.data)
+
+
+class WeightCache:
+    """Packed forms of one weight, dropped when the weight changes.
+
+    >>> w = np.ones((2, 3), np.float32)
+    >>> cache = WeightCache()
+    >>> cache.bind(w)
+    >>> packed(cache, "T", lambda: np.ascontiguousarray(w.T)).shape
+    (3, 2)
+    >>> len(cache), cache.get("T", lambda: None).flags.writeable   # kept, read-only
+    (1, False)
+    >>> w[0, 0] = 5                                                 # in place: the checksum sees it
+    >>> cache.bind(w)
+    >>> len(cache)
+    0
+    """
+
+    def __init__(self) -> None:
+        self._forms: dict[Hashable, np.ndarray] = {}
+        self._weight: np.ndarray | None = None
+        self._identity: tuple | None = None
+        self._crc: int | None = None  # taken when the first form is stored
+
+    def __len__(self) -> int:
+        return len(self._forms)
+
+    def clear(self) -> None:
+        """Drop every packed form and forget the weight."""
+        self._forms.clear()
+        self._weight = self._identity = self._crc = None
+
+    def bind(self, w: np.ndarray) -> None:
+        """Call before each call of an algorithm with the weight it is derived from: the forms are
+        dropped unless ``w`` is the same object, with the same shape, dtype, strides, data and bytes
+        (CRC-32), as when they were made."""
+        if self._forms and (w is not self._weight or _identity(w) != self._identity
+                            or _checksum(w) != self._crc):
+            self.clear()
+        if not self._forms:
+            self._weight, self._identity, self._crc = w, _identity(w), None
+
+    def get(self, key: Hashable, make: Callable[[], np.ndarray]) -> np.ndarray:
+        """The form under ``key``, made by ``make()`` (then stored read-only) if not kept."""
+        form = self._forms.get(key)
+        if form is None:
+            form = make()
+            form.flags.writeable = False
+            if self._crc is None and self._weight is not None:
+                self._crc = _checksum(self._weight)
+            self._forms[key] = form
+        return form
+
+
+def packed(cache: WeightCache | None, key: Hashable, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """``cache.get(key, make)``, or just ``make()`` without a cache (the functional API)."""
+    return make() if cache is None else cache.get(key, make)
+
+
+def packs_weight(algorithm: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a registry algorithm as taking ``cache=``; :mod:`tconv.core.functional` passes a layer's
+    cache only to those (``gemm`` and ``phase``; the reference algorithms, written to be read, and
+    ``direct``, which multiplies the weight as it is, take none)."""
+    algorithm.packs_weight = True
+    return algorithm
+
+
+def takes_cache(algorithm: Callable[..., Any]) -> bool:
+    """Whether ``algorithm`` was marked by :func:`packs_weight`."""
+    return getattr(algorithm, "packs_weight", False)
