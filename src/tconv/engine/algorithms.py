@@ -32,6 +32,7 @@ bias. ``matrix`` folds ``W`` itself, so its product is the output.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from itertools import product
 from math import prod
 
@@ -39,7 +40,7 @@ import numpy as np
 
 from ..core.padding import fold, pad_or_crop
 from ..core.spec import ConvSpec, check_bytes
-from . import fast, phase
+from . import cost, fast, phase
 
 #: The matrix algorithm refuses a problem whose dense matrix would be larger than this many bytes.
 MATRIX_LIMIT_BYTES = 256 * 2**20
@@ -252,37 +253,36 @@ ALGORITHMS: tuple[str, ...] = ("auto", *TRANSPOSED)
 
 
 def choose(spec: ConvSpec) -> str:
-    """The algorithm ``auto`` runs for ``spec``: a cheap rule on the shapes alone.
+    """The algorithm ``auto`` runs for ``spec``.
 
     - ``scatter`` for tiny problems (under :data:`SMALL_WORK` multiply-adds): NumPy only, so a first
       small call in a new process loads no compiled code (numba's import alone takes ~0.6 s);
-    - when a group has at most ``fast.DIRECT_MAX_CHANNELS`` input channels (a matrix product would
-      have almost nothing to multiply): ``phase`` when a group has at least
-      :data:`PHASE_MIN_OUT_CHANNELS` output channels and the output's rows are short (fewer than
-      :data:`DIRECT_MIN_ROW` pixels per phase of the last dimension) — its im2col is small and every
-      output pixel is written once — and ``direct`` otherwise (depthwise, long rows it vectorises);
-    - ``gemm`` otherwise: BLAS products, then compiled col2im (see :mod:`tconv.engine.fast`).
+    - ``gemm`` when it is a single matrix product (a 1x1 input, or kernel 1 with stride 1):
+      nothing can do less;
+    - otherwise the fastest of ``gemm``, ``phase`` and ``direct`` by the cost model of
+      :mod:`tconv.engine.cost` (each one's time estimated from the shapes and two figures of this
+      machine, measured once per process).
 
-    Only the batch, the sizes, the channels and the groups count. The thresholds and the measurements
-    behind them are in the README ("How `auto` chooses").
+    Only the batch, the sizes, the channels and the groups count. The measurements behind the model
+    are in the README ("How `auto` chooses").
+
+    >>> import numpy as np
+    >>> from tconv.core.spec import transposed_spec
+    >>> choose(transposed_spec("doc", np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3)), None))
+    'scatter'
     """
     if multiply_adds(spec) < SMALL_WORK:
         return "scatter"
-    if spec.small_channels // spec.groups <= fast.DIRECT_MAX_CHANNELS:
-        short_rows = spec.core_size[-1] < DIRECT_MIN_ROW * spec.stride[-1]
-        if spec.large_channels // spec.groups >= PHASE_MIN_OUT_CHANNELS and short_rows:
-            return "phase"
-        return "direct"
-    return "gemm"
+    return _modelled(spec)
 
 
-#: With few input channels per group, ``auto`` runs ``phase`` from this many output channels per
-#: group (on rows shorter than :data:`DIRECT_MIN_ROW`).
-PHASE_MIN_OUT_CHANNELS = 8
-
-#: ``direct``'s inner loop runs along a phase of an output row; from this many pixels it vectorises
-#: well enough to beat ``phase``.
-DIRECT_MIN_ROW = 256
+@lru_cache(maxsize=4096)
+def _modelled(spec: ConvSpec) -> str:
+    """``choose`` past the tiny problems, remembered per spec (the estimate costs 0.1-0.5 ms)."""
+    if fast.single_product(spec):
+        return "gemm"
+    times = cost.estimates(spec)
+    return min(times, key=times.get)
 
 
 #: ``auto`` runs the NumPy-only ``scatter`` below this many multiply-adds.

@@ -209,6 +209,22 @@ def _split(chunks: list, channels: int, work: int) -> list[tuple[list, int, int]
 # --------------------------------------------------------------------------- transposed convolution
 
 
+def single_product(spec: ConvSpec) -> str | None:
+    """``'single_pixel'`` (a 1x1 input whose output is the kernel's footprint, cropped only at the
+    end) or ``'pointwise'`` (kernel 1, stride 1: a channel mix) when ``gemm`` computes ``spec`` as one
+    matrix product and nothing else; None otherwise."""
+    if spec.padding_mode != "zeros":
+        return None
+    if prod(spec.small) == 1 and all(
+        d == 1 and c == (0, k - L) and L <= k
+        for d, c, k, L in zip(spec.dilation, spec.core_crop, spec.kernel, spec.large)
+    ):
+        return "single_pixel"
+    if all(k == 1 and s == 1 for k, s in zip(spec.kernel, spec.stride)):
+        return "pointwise"
+    return None
+
+
 @packs_weight
 def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
          cache: WeightCache | None = None) -> np.ndarray:
@@ -222,12 +238,10 @@ def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
     for this call otherwise; the other paths use the weight as it is.
     """
     Cl = spec.large_channels // spec.groups
-    if prod(spec.small) == 1 and spec.padding_mode == "zeros" and all(
-        d == 1 and c == (0, k - L) and L <= k
-        for d, c, k, L in zip(spec.dilation, spec.core_crop, spec.kernel, spec.large)
-    ):
+    shortcut = single_product(spec)
+    if shortcut == "single_pixel":
         return _single_pixel(spec, x, w, b)
-    if spec.padding_mode == "zeros" and all(k == 1 and s == 1 for k, s in zip(spec.kernel, spec.stride)):
+    if shortcut == "pointwise":
         return _pointwise(spec, x, w, b)
     channels_last = Cl >= CHANNELS_LAST_MIN and spec.small[-1] < PLANES_MIN_ROW
     return _gemm(spec, x, w, b, channels_last, cache)
