@@ -118,6 +118,35 @@ def test_fast_engine_matches_reference_and_torch(cfg, chunk, dtype):
         np.testing.assert_allclose(y, scatter, rtol=tol / 10, atol=tol / 10, err_msg=f"{name} vs scatter")
 
 
+def _stride_one(cfg):
+    N, c_in, c_out, size, kernel, stride, padding, output_padding, groups, dilation, mode = cfg
+    output_padding = tuple(min(op, d - 1) for op, d in zip(output_padding, dilation))
+    return (N, c_in, c_out, size, kernel, (1,) * len(size), padding, output_padding, groups, dilation,
+            mode)
+
+
+@given(cfg=wide_configs().map(_stride_one), chunk=st.sampled_from([64, 4096, 8 * 2**20]))
+def test_phase_with_stride_one_is_a_convolution_with_the_flipped_kernel(cfg, chunk):
+    """Stride 1 runs phase as fast.correlate's convolution (borders d*(k-1) - padding, negative ones
+    cropping): the same numbers as PyTorch, every padding mode, a layer's packed weight too."""
+    N, c_in, c_out, size, kernel, stride, padding, output_padding, groups, dilation, mode = cfg
+    rng = np.random.default_rng(2)
+    x, w, b = (rng.standard_normal(shape) for shape in
+               ((N, c_in, *size), (c_in, c_out // groups, *kernel), (c_out,)))
+    args = (stride, padding, output_padding, groups, dilation)
+    large = transposed_sizes(size, kernel, stride, tuple((p, p) for p in padding), dilation,
+                             output_padding)
+
+    def run():
+        return tconv.conv_transpose(x, w, b, *args, padding_mode=mode, algorithm="phase")
+
+    with chunked(chunk):
+        if refused_like_torch(run, x, w, b, args, mode, large):
+            return
+        y = run()
+    np.testing.assert_allclose(y, torch_reference(x, w, b, *args, mode, large), rtol=1e-10, atol=1e-10)
+
+
 @given(cfg=wide_configs(), chunk=st.sampled_from([64, 4096, 8 * 2**20]))
 def test_backward_and_conv_match_torch(cfg, chunk):
     N, c_in, c_out, size, kernel, stride, padding, output_padding, groups, dilation, _ = cfg

@@ -21,7 +21,8 @@ the published suite and 60 random layers (``tconv bench --random`` seeds 1-5;
 ``benchmarks/cost_model.py`` measures and refits; the times are in
 ``benchmarks/cost-model-times.json``) with 2 threads on a 2-core AMD EPYC. With each seed's layers
 held out of the fit, the model's pick was within 3 % of the fastest algorithm on 58 of 60 (the
-others 1.09x and 1.71x); on all 74 it is within 3 % on 72 (worst 1.09x).
+other two at most 1.18x slower); on all 74 it is within 3 % on 72 (worst 1.44x). (``phase``'s
+times for stride 1 were re-measured when it began to run stride 1 as a convolution.)
 
 Machines differ in how fast they multiply against how fast they move memory, so the model scales its
 multiply-add terms by this machine's single-thread sgemm rate and its memory terms by its copy
@@ -57,8 +58,8 @@ MACHINE_REFERENCE = (70.0, 12.0)
 #: moved, output pixels, steps, one call). Fitted by ``benchmarks/cost_model.py``.
 MODEL: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "gemm": ((8, 16, 64, 2), (1.21e-11, 7.79e-11, 3.84e-10, 0.0, 0.0002)),
-    "phase": ((4, 4, 256), (1.31e-11, 4.3e-10, 1.29e-09, 2.52e-05, 3.68e-05)),
-    "direct": ((128,), (4.08e-11, 9.1e-10, 7.68e-07, 0.0, 0.000203)),
+    "phase": ((4, 4, 256), (1.35e-11, 2.83e-10, 1.16e-09, 3.53e-05, 7.59e-05)),
+    "direct": ((128,), (4.08e-11, 9.1e-10, 7.67e-07, 0.0, 0.000203)),
 }
 
 

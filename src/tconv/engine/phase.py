@@ -21,13 +21,14 @@ are built the same way (subconvolutions per output phase).
 
 from __future__ import annotations
 
+import dataclasses
 from itertools import product
 from math import prod
 
 import numpy as np
 
 from ..core.spec import ConvSpec
-from .fast import PARALLEL_MIN_WORK, _run, finish
+from .fast import PARALLEL_MIN_WORK, _run, correlate, finish
 from .packing import WeightCache, packed, packs_weight
 from .threads import get_num_threads
 
@@ -71,8 +72,12 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
 
     ``x`` ``(N, G*Cs, *n)``, ``w`` ``(G*Cs, Cl, *k)`` -> ``(N, G*Cl, *L)``. Each phase's ``W_q`` is
     kept in ``cache`` when given (:mod:`tconv.engine.packing`), made for this call otherwise.
+    With stride 1 there is one phase, an ordinary convolution: :func:`_one_phase`.
     """
     from . import kernels  # numba loads on the first call, not at import
+
+    if all(s == 1 for s in spec.stride):
+        return _one_phase(spec, x, w, b, cache)
 
     N, G, rank = x.shape[0], spec.groups, spec.rank
     Cs, Cl = spec.small_channels // G, spec.large_channels // G
@@ -159,3 +164,27 @@ def _phase_weight(wg: np.ndarray, taps: tuple[tuple[int, ...], ...], channels_la
     if channels_last:
         return w_q.transpose(0, 3, 1, 2).reshape(G, T * Cs, Cl)  # rows (tap, c)
     return w_q.transpose(0, 2, 1, 3).reshape(G, Cl, Cs * T)  # columns (c, tap)
+
+
+def _one_phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+               cache: WeightCache | None) -> np.ndarray:
+    """Stride 1: the transposed convolution is the convolution of the input with the kernel flipped
+    in every dimension (its channels swapped), padded by ``d*(k-1) - crop`` on each side (a negative
+    border crops). :func:`tconv.engine.fast.correlate` computes it as it computes any convolution
+    (im2col of the input in cache-sized chunks, one product each, written once), into the core; the
+    padding modes fold it as usual.
+    """
+    G = spec.groups
+    Cs, Cl = spec.small_channels // G, spec.large_channels // G
+    pads = tuple((d * (k - 1) - cb, d * (k - 1) - ca)
+                 for k, d, (cb, ca) in zip(spec.kernel, spec.dilation, spec.core_crop))
+    conv = dataclasses.replace(spec, transposed=False, small_channels=G * Cl, large_channels=G * Cs,
+                               small=spec.core_size, large=spec.small, pads=pads, padding_mode="zeros")
+
+    def flipped():  # (G*Cl, Cs, *k), every kernel axis reversed
+        flip = (Ellipsis, *(slice(None, None, -1),) * spec.rank)
+        wc = w.reshape(G, Cs, Cl, *spec.kernel).swapaxes(1, 2)[flip]
+        return np.ascontiguousarray(wc).reshape(G * Cl, Cs, *spec.kernel)
+
+    core, _ = correlate(conv, x, packed(cache, ("flipped", spec.dtype.str, G), flipped))
+    return finish(spec, core, b)
