@@ -1,15 +1,16 @@
 """``tconv bench``: tconv against PyTorch, ONNX Runtime and OpenVINO, side by side, in one run.
 
-For every layer of the suite (:data:`DEFAULT_LAYERS`, shipped as ``tconv/data/benchmark-
-layers.json``: name, N, C_in, C_out, spatial, kernel, stride, padding, output_padding, groups,
-dilation; or ``--random SEED COUNT``, seeded random layers from :func:`random_layers`) the same
-float32 inputs go through tconv (``auto``, or ``--algorithm``), PyTorch's ``conv_transpose{1,2,3}d``,
-and one one-node ONNX ``ConvTranspose`` model run by ONNX Runtime and compiled by OpenVINO (CPU, f32
-precision hint). Every system gets the same number of threads: tconv's own count
-(:func:`tconv.set_num_threads`) for its workers, BLAS and numba loops; ``torch.set_num_threads``;
-ONNX Runtime's intra-op threads; OpenVINO's ``INFERENCE_NUM_THREADS``; NumPy's BLAS through
-threadpoolctl. The count is printed and written with the results. Each time is the median of repeated
-runs after a warm-up; every peer's output is checked against tconv's.
+For every layer of the suite (:data:`DEFAULT_LAYERS`, shipped as ``tconv/data/benchmark-layers.json``:
+name, N, C_in, C_out, spatial, kernel, stride, padding, output_padding, groups, dilation; or ``--random
+SEED COUNT``, seeded random layers from :func:`random_layers`) the same float32 inputs go through tconv
+(a ``ConvTranspose{1,2,3}d`` layer, its weight prepacked on the warm-up call as a runtime's session is
+built; ``conv_transpose(..., algorithm=...)`` with ``--algorithm``), PyTorch's
+``conv_transpose{1,2,3}d``, and one one-node ONNX ``ConvTranspose`` model run by ONNX Runtime and
+compiled by OpenVINO (CPU, f32 precision hint). Every system gets the same number of threads: tconv's
+own count (:func:`tconv.set_num_threads`) for its workers, BLAS and numba loops;
+``torch.set_num_threads``; ONNX Runtime's intra-op threads; OpenVINO's ``INFERENCE_NUM_THREADS``;
+NumPy's BLAS through threadpoolctl. The count is printed and written with the results. Each time is the
+median of repeated runs after a warm-up; every peer's output is checked against tconv's.
 
 Reported per layer:
 
@@ -386,6 +387,17 @@ def onnx_model(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> byt
     return model.SerializeToString()
 
 
+def _tconv_layer(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Callable[[], np.ndarray]:
+    """tconv's ``ConvTranspose{rank}d`` holding ``w`` and ``b``, called on ``x``."""
+    from .core import layers
+
+    cls = getattr(layers, f"ConvTranspose{layer.rank}d")
+    module = cls(layer.C_in, layer.C_out, layer.kernel, layer.stride, layer.padding,
+                 layer.output_padding, layer.groups, True, layer.dilation)
+    module.weight, module.bias = w, b
+    return lambda: module(x)
+
+
 def _torch_runner(layer: Layer, x, w, b, threads: int) -> Callable[[], np.ndarray]:
     import torch
 
@@ -564,8 +576,11 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
     skipped: dict[str, str] = {}
     for layer in layers:
         x, w, b = layer.arrays()
-        ours = lambda x=x, w=w, b=b, layer=layer: conv_transpose(  # noqa: E731
-            x, w, b, *layer.args(), algorithm=algorithm)
+        if algorithm == "auto":  # a layer: its weight prepacked on the first call, as a session is built
+            ours = _tconv_layer(layer, x, w, b)
+        else:
+            ours = lambda x=x, w=w, b=b, layer=layer: conv_transpose(  # noqa: E731
+                x, w, b, *layer.args(), algorithm=algorithm)
         try:
             y = ours()
         except (ValueError, MemoryError) as exc:  # e.g. ``matrix`` refuses a matrix over its limit

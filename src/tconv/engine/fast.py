@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
+from functools import lru_cache
 from math import prod
 
 import numpy as np
@@ -74,10 +75,12 @@ def rank3(spec: ConvSpec) -> dict:
     )
 
 
+@lru_cache(maxsize=256)
 def reach_table(n: int, k: int, s: int, d: int, crop: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Per output coordinate ``j`` in ``[0, size)``: the ``(t, i)`` with ``i*s + t*d - crop == j``.
 
-    Returns ``table (size, most, 2)`` and ``counts (size,)``.
+    Returns ``table (size, most, 2)`` and ``counts (size,)``, read-only and remembered per geometry
+    (building them costs ~0.1 ms a dimension, a tenth of a small layer's call).
 
     >>> table, counts = reach_table(n=3, k=2, s=2, d=1, crop=0, size=6)
     >>> counts.tolist(), table[1, 0].tolist()
@@ -93,7 +96,9 @@ def reach_table(n: int, k: int, s: int, d: int, crop: int, size: int) -> tuple[n
     table = np.zeros((size, max(1, int(counts.max(initial=0))), 2), dtype=np.int64)
     table[j[order], slot, 0] = t[order]
     table[j[order], slot, 1] = i[order]
-    return table, counts.astype(np.int64)
+    counts = counts.astype(np.int64)
+    table.flags.writeable = counts.flags.writeable = False
+    return table, counts
 
 
 def bands(spec: ConvSpec, g3: dict, batch: int, unit: int, skip_empty: bool = True) -> list[tuple]:
