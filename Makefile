@@ -25,8 +25,9 @@ CHROMIUM := $(shell command -v chromium 2>/dev/null || command -v chromium-brows
 IS_ROOT  := $(shell [ "$$(id -u)" = 0 ] && echo 1)
 INSTALL_CHROMIUM := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-# The tests run in one process per core (pytest-xdist, at most 4): ~75 s instead of ~110 s on 2 cores.
-PYTEST_WORKERS ?= -n auto --maxprocesses=4
+# The tests run in one process per core (pytest-xdist, at most 4): ~75 s instead of ~110 s on 2 cores;
+# the dask tests share one process (xdist_group), so only one LocalCluster starts.
+PYTEST_WORKERS ?= -n auto --maxprocesses=4 --dist loadgroup
 
 # Chromium installs while pip does (make runs the two prerequisites of test side by side).
 MAKEFLAGS += -j2

@@ -17,8 +17,10 @@ SRC = Path(tconv.__file__).parent
 
 #: What each subpackage may import from tconv (besides itself).
 ALLOWED = {
-    "core": {"engine"},  # functional picks and runs an algorithm; nothing above the engine
+    # functional picks and runs an algorithm, and hands a dask input to scale (imported only then)
+    "core": {"engine", "scale"},
     "engine": {"core"},
+    "scale": {"core", "engine"},
     "explainer": {"core", "engine"},
     "interop": {"core"},
 }

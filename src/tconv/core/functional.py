@@ -30,6 +30,22 @@ from .spec import ConvSpec, as_array, conv_spec, result_dtype, transposed_spec
 ArrayLike = Any
 
 
+def _is_dask(a: Any) -> bool:
+    """A dask array (:mod:`tconv.scale.dask` computes it block by block); checked without dask."""
+    return type(a).__module__.startswith("dask.array") and hasattr(a, "chunks")
+
+
+def _input(op: str, input: Any) -> tuple[Any, np.ndarray, bool]:
+    """``(input as computed on, a stand-in for the spec's checks, in_memory)``: a dask input stays
+    lazy, checked through a same-shape stand-in that holds no memory."""
+    if _is_dask(input):
+        from ..scale import dask
+
+        return (*dask.checked(op, "input", input), False)
+    x = as_array(op, "input", input)
+    return x, x, True
+
+
 def _batched(spec: ConvSpec, a: np.ndarray) -> np.ndarray:
     a = a.astype(spec.dtype, copy=False)
     return a if spec.batch is not None else a[None]
@@ -61,8 +77,14 @@ def _conv_transpose_spec(op, input, weight, bias, stride, padding, output_paddin
 
     ``cache`` (a layer's) keeps the weight as the algorithm reorders it between calls; it is bound
     to the weight as given (a layer's own array), and the forms are keyed by the dtype computed in,
-    so a float64 input to a float32 layer keeps float64 forms beside the float32 ones.
+    so a float64 input to a float32 layer keeps float64 forms beside the float32 ones. A dask
+    ``input`` goes to :mod:`tconv.scale.dask` (lazy, block by block; no cache).
     """
+    if _is_dask(input):
+        from ..scale import dask
+
+        return dask.conv_transpose(op, input, weight, bias, stride, padding, output_padding, groups,
+                                   dilation, output_size, padding_mode, algorithm)
     x = as_array(op, "input", input)
     w = as_array(op, "weight", weight)
     b = None if bias is None else as_array(op, "bias", bias)
@@ -144,6 +166,10 @@ def conv_transpose(
 
 def _conv_spec(op, input, weight, bias, stride, padding, dilation, groups, padding_mode):
     """The output, and the spec and input array a backward pass needs."""
+    if _is_dask(input):
+        from ..scale import dask
+
+        return dask.conv(op, input, weight, bias, stride, padding, dilation, groups, padding_mode)
     x = as_array(op, "input", input)
     w = as_array(op, "weight", weight)
     b = None if bias is None else as_array(op, "bias", bias)
@@ -194,6 +220,10 @@ def backward(op: str, spec: ConvSpec, grad_output: ArrayLike, x: np.ndarray, w: 
     Transposed: grad_input is the convolution of grad_output, grad_weight correlates the input (small
     side) with grad_output (large side). Convolution: the mirror image.
     """
+    if _is_dask(grad_output) or _is_dask(x):
+        from ..scale import dask
+
+        return dask.backward(op, spec, grad_output, x, w)
     g = as_array(op, "grad_output", grad_output)
     if g.shape != spec.out_shape:
         raise ValueError(
@@ -237,10 +267,10 @@ def conv_transpose_backward(
     ([[[2.0, 2.0]]], [[[2.0, 2.0]]], [3.0])
     """
     op = "conv_transpose_backward"
-    x = as_array(op, "input", input)
+    x, probe, in_memory = _input(op, input)
     w = as_array(op, "weight", weight)
-    spec = transposed_spec(op, x, w, None, stride, padding, output_padding, groups, dilation,
-                           None, padding_mode)
+    spec = transposed_spec(op, probe, w, None, stride, padding, output_padding, groups, dilation,
+                           None, padding_mode, in_memory=in_memory)
     return backward(op, spec, grad_output, x, w)
 
 
@@ -262,9 +292,10 @@ def conv_backward(
     ``grad_output``; ``grad_bias`` the sum of ``grad_output`` over batch and space.
     """
     op = "conv_backward"
-    x = as_array(op, "input", input)
+    x, probe, in_memory = _input(op, input)
     w = as_array(op, "weight", weight)
-    spec = conv_spec(op, x, w, None, stride, padding, dilation, groups, padding_mode)
+    spec = conv_spec(op, probe, w, None, stride, padding, dilation, groups, padding_mode,
+                     in_memory=in_memory)
     return backward(op, spec, grad_output, x, w)
 
 

@@ -313,8 +313,13 @@ def transposed_spec(
     dilation: Any = 1,
     output_size: Any = None,
     padding_mode: Any = "zeros",
+    *,
+    in_memory: bool = True,
 ) -> ConvSpec:
-    """The spec of ``conv_transpose(x, w, b, ...)``; raises ValueError/TypeError naming the argument."""
+    """The spec of ``conv_transpose(x, w, b, ...)``; raises ValueError/TypeError naming the argument.
+
+    ``in_memory=False`` (a dask input, computed block by block) skips the refusal of an output
+    larger than this machine's memory."""
     rank, batch, n, groups = _layout(op, x, w, groups)
     if x.shape[-rank - 1] != w.shape[0]:
         raise ValueError(
@@ -383,11 +388,11 @@ def transposed_spec(
     if padding_mode != "zeros":
         check_pads(pads, large, padding_mode, op)
     return _build(op, True, batch, w, groups, kernel, stride, dilation, n, large, pads,
-                  padding_mode, result_dtype(x, w, b))
+                  padding_mode, result_dtype(x, w, b), in_memory)
 
 
 def _build(op, transposed, batch, w, groups, kernel, stride, dilation, small, large, pads,
-           padding_mode, dtype) -> ConvSpec:
+           padding_mode, dtype, in_memory=True) -> ConvSpec:
     spec = ConvSpec(
         transposed=transposed,
         batch=batch,
@@ -403,7 +408,8 @@ def _build(op, transposed, batch, w, groups, kernel, stride, dilation, small, la
         padding_mode=padding_mode,
         dtype=dtype,
     )
-    _check_memory(op, spec.out_shape, spec.dtype)
+    if in_memory:
+        _check_memory(op, spec.out_shape, spec.dtype)
     return spec
 
 
@@ -434,8 +440,11 @@ def conv_spec(
     dilation: Any = 1,
     groups: Any = 1,
     padding_mode: Any = "zeros",
+    *,
+    in_memory: bool = True,
 ) -> ConvSpec:
-    """The spec of ``conv(x, w, b, ...)``; raises ValueError/TypeError naming the argument."""
+    """The spec of ``conv(x, w, b, ...)``; raises ValueError/TypeError naming the argument
+    (``in_memory`` as in :func:`transposed_spec`)."""
     rank, batch, L, groups = _layout(op, x, w, groups)
     if x.shape[-rank - 1] != w.shape[1] * groups:
         raise ValueError(
@@ -468,4 +477,4 @@ def conv_spec(
         conv_size(Li, k, s, p, d) for Li, k, s, p, d in zip(L, kernel, stride, pads, dilation)
     )
     return _build(op, False, batch, w, groups, kernel, stride, dilation, n, L, pads, padding_mode,
-                  result_dtype(x, w, b))
+                  result_dtype(x, w, b), in_memory)

@@ -90,8 +90,9 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The count set by :func:`set_num_threads` (or the default from the environment)."""
-    return _count
+    """The count set by :func:`set_num_threads` (or the default from the environment), unless this
+    thread runs inside :func:`thread_num_threads`."""
+    return getattr(_local, "count", _count)
 
 
 @contextmanager
@@ -104,6 +105,26 @@ def num_threads(n: int) -> Iterator[int]:
         yield n
     finally:
         _count = previous
+
+
+_local = threading.local()
+
+
+@contextmanager
+def thread_num_threads(n: int) -> Iterator[int]:
+    """``with thread_num_threads(n):`` tconv calls made by *this thread* use ``n`` threads; other
+    threads keep theirs. For work that runs beside other work, such as a dask task: the scheduler
+    already runs one task per worker thread, so each task's tconv runs with one."""
+    n = _checked("thread_num_threads", n)
+    previous = getattr(_local, "count", None)
+    _local.count = n
+    try:
+        yield n
+    finally:
+        if previous is None:
+            del _local.count
+        else:
+            _local.count = previous
 
 
 # --------------------------------------------------------------------------- applying the count
@@ -136,7 +157,7 @@ class blas_limit:
     __slots__ = ("n", "_saved")
 
     def __init__(self, n: int | None = None) -> None:
-        self.n = _count if n is None else n
+        self.n = get_num_threads() if n is None else n
         self._saved: list = []
 
     def __enter__(self) -> blas_limit:
@@ -166,7 +187,7 @@ class numba_limit:
     def __enter__(self) -> numba_limit:
         import numba
 
-        wanted = min(_count, numba.config.NUMBA_NUM_THREADS)
+        wanted = min(get_num_threads(), numba.config.NUMBA_NUM_THREADS)
         self._previous = numba.get_num_threads()
         if self._previous != wanted:
             numba.set_num_threads(wanted)
