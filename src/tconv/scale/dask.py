@@ -262,7 +262,6 @@ def _transposed(spec: ConvSpec, x, w: np.ndarray, b: np.ndarray | None, algorith
 
     def block(piece, c, chosen):
         sizes = tuple(hi - lo for lo, hi, _, _ in chosen)
-        out = np.zeros((piece.shape[0], per_block * Cl, *sizes), dtype)
         windows = []  # per dimension: the local result's crop (before, after), where it lands, its size
         for (lo, hi, i_lo, i_hi), crop, k, s, d in zip(chosen, crops, spec.kernel, spec.stride,
                                                         spec.dilation):
@@ -273,13 +272,19 @@ def _transposed(spec: ConvSpec, x, w: np.ndarray, b: np.ndarray | None, algorith
             before = max(0, first - start)
             after = max(0, start + full - (hi + crop))
             windows.append((before, after, max(0, start - first), full - before - after))
-        if all(size >= 1 for *_, size in windows) and piece.shape[0]:
-            rows = slice(c * per_block * Cs, (c + 1) * per_block * Cs)
-            got = run(piece, w[rows], None, spec.stride, [(bf, af) for bf, af, _, _ in windows], 0,
-                      per_block, spec.dilation, algorithm=algorithm)
-            out[(Ellipsis, *(slice(at, at + size) for _, _, at, size in windows))] = got
-        if zeros_mode and b is not None:
-            out += b[c * per_block * Cl:(c + 1) * per_block * Cl].reshape(-1, *(1,) * rank)
+        bias = b[c * per_block * Cl:(c + 1) * per_block * Cl] if zeros_mode and b is not None else None
+        if not (all(size >= 1 for *_, size in windows) and piece.shape[0]):
+            out = np.zeros((piece.shape[0], per_block * Cl, *sizes), dtype)
+            return out if bias is None else out + bias.reshape(-1, *(1,) * rank)
+        rows = slice(c * per_block * Cs, (c + 1) * per_block * Cs)
+        got = run(piece, w[rows], bias, spec.stride, [(bf, af) for bf, af, _, _ in windows], 0,
+                  per_block, spec.dilation, algorithm=algorithm)
+        if got.shape[2:] == sizes:  # the usual case: the piece's result is the block
+            return got
+        out = np.zeros((piece.shape[0], per_block * Cl, *sizes), dtype)
+        if bias is not None:
+            out += bias.reshape(-1, *(1,) * rank)
+        out[(Ellipsis, *(slice(at, at + size) for _, _, at, size in windows))] = got
         return out
 
     core = blockwise_regions("tconv-conv-transpose", (spec, w, b, algorithm), [x], out_chunks, dtype,
