@@ -314,3 +314,49 @@ def test_a_task_runs_tconv_with_one_thread(monkeypatch):
             scheduler="threads")
         assert tconv.get_num_threads() == 2  # the caller's count is untouched
     assert seen and set(seen) == {1}
+
+
+# --------------------------------------------------------------------------- larger than a worker
+
+
+def test_zarr_to_zarr_larger_than_a_worker_with_bounded_memory(tmp_path):
+    """A 576 MB input, 3x each worker's memory limit, from zarr through conv_transpose to zarr on two
+    worker processes: it completes without a worker paused to death or restarted, each worker's
+    memory stays a few chunks above its idle size, and the numbers are those of the in-memory call.
+
+    The layer, kernel (1, 2) with padding ((0, 0), (0, 1)), has a one-pixel halo and keeps the size,
+    so output blocks line up with zarr's chunks (no rechunk). ``algorithm='scatter'`` keeps numba (and
+    its ~100 MB) out of the workers: that idle size, not tconv, sets how small a worker can be here.
+    """
+    import os
+
+    import psutil
+    from distributed.diagnostics import MemorySampler
+
+    limit = 192 * 2**20
+    rows, cols, chunks = 8192, 18432, (1, 1, 2048, 1024)  # 8 MB chunks
+    w = np.array([[[[0.5, -2.0]]]], np.float32)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit=limit) as cluster, Client(cluster) as c:
+        r = da.arange(rows, chunks=chunks[2], dtype=np.float32)
+        q = da.arange(cols, chunks=chunks[3], dtype=np.float32)
+        x = ((r[:, None] * 3 + q[None, :]) % 7)[None, None]
+        x.to_zarr(str(tmp_path / "in.zarr"))
+        xz = da.from_zarr(str(tmp_path / "in.zarr"))
+        assert xz.nbytes >= 3 * limit and xz.chunks == x.chunks
+        idle = c.run(lambda: psutil.Process().memory_info().rss)
+        pids = c.run(os.getpid)
+        y = tconv.conv_transpose(xz, w, None, 1, ((0, 0), (0, 1)), algorithm="scatter")
+        assert y.chunks == xz.chunks
+        sampler = MemorySampler()
+        with sampler.sample("run", interval=0.05):
+            y.to_zarr(str(tmp_path / "out.zarr"))
+        assert c.run(os.getpid) == pids  # no worker was killed and restarted
+    peak = max(v for _, v in sampler.samples["run"])  # both workers' process memory together
+    assert peak < 2 * limit and peak - sum(idle.values()) < xz.nbytes / 4
+    out = da.from_zarr(str(tmp_path / "out.zarr"))
+    region = (0, 0, slice(2040, 2056), slice(3068, 3080))  # across chunk edges in both dimensions
+    # output pixel j is x[j]*w[0] + x[j-1]*w[1]: from one column before the region (the halo)
+    source = xz[0, 0, 2040:2056, 3067:3080].compute()[None, None]
+    expected = tconv.conv_transpose(source, w)[0, 0, :, 1:13]
+    np.testing.assert_allclose(out[region].compute(), expected)
