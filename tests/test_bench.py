@@ -9,7 +9,9 @@ import io
 import json
 import math
 import re
+import time
 
+import numpy as np
 import pytest
 
 import tconv
@@ -231,3 +233,108 @@ def test_the_shipped_layer_list_loads():
     layers = bench.load_layers()
     assert len(layers) == 14 and layers[0].name == "dcgan_g1"
     assert layers[8].kernel == (64, 64) and layers[8].stride == (32, 32)  # fcn_up32
+
+
+# --------------------------------------------------------------------------- tconv bench --dask
+
+DASK_TINY = [["tiny_dask", 1, 4, 3, [12, 10], 3, 2, 1, 1, 1, 1]]
+
+
+@pytest.fixture(scope="module")
+def dask_run(tmp_path_factory):
+    """One ``tconv bench --dask`` of :data:`DASK_TINY` enlarged to ~10 KiB of input (5 samples of 1920
+    bytes) at two chunk sizes (1 KiB: a sample split in two along its rows; 4 KiB: two samples), one
+    run each, on a cluster of one worker thread in this process: printed output, stderr, JSON, folder."""
+    pytest.importorskip("distributed")
+    pytest.importorskip("zarr")
+    from tconv import bench_dask
+
+    folder = tmp_path_factory.mktemp("bench-dask")
+    (folder / "layers.json").write_text(json.dumps(DASK_TINY))
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        mp.setattr(bench_dask, "PROCESSES", False)  # a cluster in this process starts at once
+        code = cli.main(["bench", "--dask", "--layers", str(folder / "layers.json"), "--dask-mb", "0.01",
+                         "--chunk-mb", "0.001,0.004", "--runs", "1", "--threads", "1", "--output",
+                         str(folder / "d")])
+    assert code == 0, err.getvalue()
+    return out.getvalue(), err.getvalue(), json.loads((folder / "d.json").read_text()), folder
+
+
+def test_bench_dask_compares_a_cluster_with_memory(dask_run):
+    from tconv import bench_dask
+
+    out, err, result, folder = dask_run
+    assert out.startswith("dask: a LocalCluster of 1 worker thread (in this process) x 1 thread against "
+                          "tconv in memory with 1 thread; inputs of ~0.01 MiB, chunks of 0.001, 0.004 MiB")
+    header, rows = table(out, "layer")
+    assert header[:3] == ["layer", "input", "chunk"] and "dask / memory" in header
+    assert [r[0] for r in rows] == ["tiny_dask", "tiny_dask", "**geometric mean**"]
+    assert [r[2] for r in rows[:2]] == ["1x4x6x10", "2x4x12x10"]  # rows split in two; two samples
+    assert all(re.fullmatch(r"\d+\.\d\dx", r[header.index("dask / memory")]) for r in rows[:2])
+    assert result["threads"] == result["workers"] == 1 and result["threads_per_worker"] == 1
+    assert result["processes"] is False and result["runs"] == 1 and result["chunk_mb"] == [0.001, 0.004]
+    layer = bench.Layer(*result["layers"][0])
+    assert layer.N == 5 and layer.row()[1:] == [5, *DASK_TINY[0][2:]]
+    for row, size in zip(result["rows"], (0.001, 0.004)):
+        assert row["chunks"] == list(bench_dask.input_chunks((5, 4, 12, 10), 4, size * 2**20))
+        assert row["input_shape"] == [5, 4, 12, 10] and row["tasks"] > 0
+        assert row["max_error"] < 1e-5  # the cluster wrote the in-memory numbers
+        assert row["ratio"] == pytest.approx(row["dask_ms"]["total"] / row["memory_ms"]["total"])
+        assert row["memory_ms"]["conv"] <= row["memory_ms"]["total"]
+        assert row["dask_ms"]["graph"] <= row["dask_ms"]["total"]
+        assert row["block_mib"] > 0 and row["chunk_mib"] > 0 and row["stored_chunks"]
+        assert len(row["worker_peak_mib"]) == 1
+        assert row["worker_peak_mib"][0] >= row["worker_idle_mib"][0] > 0
+    assert result["geomean_ratio"] > 0 and result["max_ratio"] == max(r["ratio"] for r in result["rows"])
+    assert "100% Completed" in err  # the progress bar, on stderr
+    md = (folder / "d.md").read_text()
+    assert md.startswith("Machine: ") and "| tiny_dask | 5x4x12x10" in md and "**in memory**" in md
+
+
+def test_bench_dask_defaults_and_refusals(capsys, monkeypatch):
+    pytest.importorskip("distributed")
+    from tconv import bench_dask
+
+    assert cli.main(["bench", "--dask", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(bench_dask.DASK_LAYERS)
+    assert "N=14 " in lines[0]  # unet_up4's batch enlarged to ~256 MiB of input (19.7 MB a sample)
+    for argv, message in ((["--chunk-mb", "0"], "bench: --chunk-mb must be positive sizes in MiB"),
+                          (["--chunk-mb", "a,b"], "bench: --chunk-mb must be positive sizes in MiB"),
+                          (["--dask-mb", "0"], "bench: --dask-mb must be a positive size in MiB"),
+                          (["--runs", "0"], "bench: runs must be a positive int, got 0"),
+                          (["--only", "nope"], "bench: --only names no layer of the suite: nope")):
+        assert cli.main(["bench", "--dask", *argv]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_input_chunks_and_scaled_layers():
+    from tconv import bench_dask
+
+    unet = next(layer for layer in bench.load_layers() if layer.name == "unet_up4")
+    assert bench_dask.scaled(unet, 256 * 2**20).N == 14 and bench_dask.scaled(unet, 1).N == 1  # never less
+    chunks = bench_dask.input_chunks
+    assert chunks((14, 128, 196, 196), 4, 16 * 2**20) == (1, 128, 98, 196)
+    assert chunks((1, 8, 4, 4, 4), 4, 64) == (1, 8, 1, 1, 2)  # a 3-d sample split along every axis
+    assert chunks((3, 8, 4), 4, 2**20) == (3, 8, 4)  # never more than the batch
+
+
+def test_peak_resident_memory_is_measured(monkeypatch):
+    pytest.importorskip("psutil")
+    from tconv import bench_dask
+
+    def grow() -> int:
+        base = bench_dask.reset_peak()
+        block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
+        time.sleep(0.05)  # the sampler's interval is 10 ms
+        peak = bench_dask.read_peak()
+        del block
+        return peak - base
+
+    assert grow() >= 60 * 2**20  # the kernel's high-water mark (Linux)
+    monkeypatch.setattr(bench_dask, "_vm_hwm", lambda: (_ for _ in ()).throw(ValueError("none")))
+    try:
+        assert grow() >= 60 * 2**20  # the sampling thread
+    finally:
+        bench_dask._stop_sampler()

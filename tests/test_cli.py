@@ -84,7 +84,7 @@ def test_bad_arguments_are_clear(capsys):
 
 
 def test_every_command_has_help():
-    for command in ("explain", "shape", "solve", "overlap", "tour", "demo", "bench"):
+    for command in ("explain", "shape", "solve", "overlap", "tour", "demo", "bench", "apply"):
         done = subprocess.run([sys.executable, "-m", "tconv.cli", command, "--help"],
                               capture_output=True, text=True, check=True)
         assert "usage: tconv" in done.stdout
@@ -371,3 +371,106 @@ def test_the_page_refuses_what_tconv_refuses(tmp_path, fragment, args):
     assert error and error.group(1).strip(), dom[-2000:]
     if "output_padding" in args:
         assert "output_padding must be smaller than stride or dilation" in error.group(1)
+
+
+# --------------------------------------------------------------------------- tconv apply: zarr -> zarr
+
+
+@pytest.fixture
+def zarr_input(tmp_path, monkeypatch):
+    """A small chunked zarr array x.zarr (2, 4, 20, 17; chunks smaller than the kernel's reach along
+    the rows), a transposed weight w.npy (4, 3, 3, 3), a convolution weight k.npy (5, 4, 3, 3) and a
+    bias b.npy (3,), in tmp_path (the working folder); the arrays."""
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("distributed")
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 20, 17)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    k = rng.standard_normal((5, 4, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(3).astype(np.float32)
+    zarr.create_array("x.zarr", shape=x.shape, chunks=(1, 4, 2, 9), dtype=x.dtype)[...] = x
+    for name, a in (("w", w), ("k", k), ("b", b)):
+        np.save(f"{name}.npy", a)
+    return x, w, k, b
+
+
+def test_apply_writes_what_conv_transpose_computes(zarr_input, capsys):
+    import zarr
+
+    x, w, _, b = zarr_input
+    code = cli.main(["apply", "--input", "x.zarr", "--weight", "w.npy", "--bias", "b.npy", "--stride", "2",
+                     "--padding", "1x0", "--output-padding", "1", "--dilation", "1,2", "--output", "y.zarr",
+                     "--workers", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    expected = tconv.conv_transpose(x, w, b, 2, (1, 0), 1, 1, (1, 2))
+    got = zarr.open_array("y.zarr", mode="r")
+    assert got.shape == expected.shape == (2, 3, 40, 38)
+    np.testing.assert_allclose(got[...], expected, rtol=1e-5, atol=1e-5)
+    assert "x.zarr -> tconv.conv_transpose -> y.zarr: 2x3x40x38 float32" in out
+    assert "computing on a local cluster of 1 workers" in out and "wrote y.zarr in " in out
+    assert "100% Completed" in err  # the progress bar, on stderr
+
+    # again into the same store: refused, before any cluster starts
+    assert cli.main(["apply", "--input", "x.zarr", "--weight", "w.npy", "--output", "y.zarr"]) == 2
+    assert "--output: 'y.zarr' exists; --overwrite replaces it" in capsys.readouterr().err
+
+
+def test_apply_conv_from_a_group_with_a_padding_mode(zarr_input, capsys):
+    import zarr
+
+    x, _, k, _ = zarr_input
+    group = zarr.open_group("g.zarr", mode="w")
+    group.create_array("raw", shape=x.shape, chunks=(2, 4, 7, 5), dtype=x.dtype)[...] = x
+    group.create_array("smooth", shape=(3,), dtype="i8")  # replaced with --overwrite
+    argv = ["apply", "--conv", "--input", "g.zarr", "--component", "raw", "--weight", "k.npy",
+            "--padding", "same", "--padding-mode", "reflect", "--output", "g.zarr",
+            "--output-component", "smooth", "--workers", "1", "--no-progress"]
+    assert cli.main(argv) == 2
+    assert "--output: 'g.zarr' exists; --overwrite replaces it" in capsys.readouterr().err
+    assert cli.main([*argv, "--overwrite"]) == 0
+    out, err = capsys.readouterr()
+    assert "g.zarr -> tconv.conv -> g.zarr: 2x5x20x17 float32" in out and "Completed" not in err
+    got = zarr.open_group("g.zarr", mode="r")["smooth"][...]
+    np.testing.assert_allclose(got, tconv.conv(x, k, None, 1, "same", padding_mode="reflect"),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--weight", "missing.npy"], "--weight: cannot read 'missing.npy' as a .npy array"),
+    (["--input", "missing.zarr"], "--input: no zarr array or group at 'missing.zarr'"),
+    (["--component", "raw"], "--component: 'x.zarr' is one array, not a group"),
+    (["--stride", "2x2x2"], "--stride has 3 values but --weight is 2-d"),
+    (["--stride", "2", "--output-padding", "2"], "conv_transpose: output_padding must be smaller than "
+                                                 "either stride or dilation"),
+    (["--conv", "--weight", "k.npy", "--output-padding", "1"], "--output-padding is for a transposed "
+                                                                "convolution, not with --conv"),
+    (["--groups", "3"], "conv_transpose: in_channels (4) must be divisible by groups (3)"),
+    (["--bias", "k.npy"], "conv_transpose: bias must have shape (3,)"),
+    (["--memory-limit", "lots"], "--memory-limit must be bytes like 2GiB"),
+    (["--workers", "0"], "--workers must be a positive int, got 0"),
+    (["--scheduler", "tcp://127.0.0.1:1", "--workers", "2"], "--workers: for the local cluster"),
+])
+def test_apply_refuses_bad_arguments_naming_them(zarr_input, capsys, args, message):
+    base = {"--input": "x.zarr", "--weight": "w.npy", "--output": "y.zarr"}
+    argv = ["apply"]
+    for flag, value in base.items():
+        if flag not in args:
+            argv += [flag, value]
+    assert cli.main([*argv, *args, "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists("y.zarr")  # nothing written
+
+
+def test_apply_refuses_a_group_without_a_component(zarr_input, capsys):
+    import zarr
+
+    zarr.open_group("g.zarr", mode="w").create_array("raw", shape=(1, 4, 3), dtype="f4")
+    assert cli.main(["apply", "--input", "g.zarr", "--weight", "w.npy", "--output", "y.zarr"]) == 2
+    assert ("--input: 'g.zarr' is a zarr group: name one of its arrays with --component (arrays: raw)"
+            in capsys.readouterr().err)
+    with pytest.raises(SystemExit):  # argparse: exit 2, the choices named
+        cli.main(["apply", "--input", "x.zarr", "--weight", "w.npy", "--output", "y.zarr",
+                  "--padding-mode", "mirror"])
+    assert "--padding-mode: invalid choice: 'mirror'" in capsys.readouterr().err

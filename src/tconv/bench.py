@@ -764,9 +764,14 @@ def markdown(result: dict) -> str:
 
 
 def select_layers(args) -> list[Layer]:
-    """The layers ``tconv bench`` runs: ``--random SEED COUNT``, else ``--layers`` or the suite;
-    then ``--only`` (unknown names are an error)."""
+    """The layers ``tconv bench`` runs: ``--random SEED COUNT``, else ``--layers`` or the suite (with
+    ``--dask`` and neither, the suite's :data:`tconv.bench_dask.DASK_LAYERS`); then ``--only``
+    (unknown names are an error)."""
     layers = random_layers(*args.random) if args.random else load_layers(args.layers)
+    if getattr(args, "dask", False) and not (args.random or args.layers or args.only):
+        from .bench_dask import DASK_LAYERS
+
+        layers = [layer for layer in layers if layer.name in DASK_LAYERS]
     if args.only:
         wanted = [name.strip() for name in args.only.split(",") if name.strip()]
         unknown = sorted(set(wanted) - {layer.name for layer in layers})
@@ -778,8 +783,13 @@ def select_layers(args) -> list[Layer]:
 
 def main(args) -> int:
     """``tconv bench``: the suite (or ``--layers``, ``--random``, ``--only``) with ``--threads`` for
-    every system; ``--list`` prints the layers' parameters and times nothing."""
+    every system; ``--list`` prints the layers' parameters and times nothing. ``--dask``: the dask
+    section instead (:mod:`tconv.bench_dask`)."""
     layers = select_layers(args)
+    if getattr(args, "dask", False):
+        from . import bench_dask
+
+        return bench_dask.main(args, layers)
     suite = f"--random {args.random[0]} {args.random[1]}" if args.random else None
     if args.list or args.random:
         if args.random:
@@ -789,7 +799,7 @@ def main(args) -> int:
         if args.list:
             return 0
     result = run(layers, threads=args.threads, min_seconds=args.seconds, backward=not args.no_backward,
-                 min_runs=args.runs, algorithm=args.algorithm, suite=suite)
+                 min_runs=5 if args.runs is None else args.runs, algorithm=args.algorithm, suite=suite)
     if args.output:
         base = Path(args.output)
         base.parent.mkdir(parents=True, exist_ok=True)

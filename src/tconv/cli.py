@@ -451,6 +451,55 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_apply(args) -> int:
+    """``tconv apply``: a zarr array through a transposed convolution (or ``--conv``) into another
+    zarr array, block by block on a dask cluster, a progress bar on stderr."""
+    import time
+
+    from .scale import run
+
+    weight = run.load_npy(args.weight, "--weight")
+    bias = None if args.bias is None else run.load_npy(args.bias, "--bias")
+    if weight.ndim < 3:
+        raise ValueError(f"--weight must have 3 to 5 axes (channels, channels, *kernel), got shape "
+                         f"{weight.shape}")
+    _, o = per_dimension({"--stride": args.stride, "--padding": args.padding,
+                          "--output-padding": args.output_padding, "--dilation": args.dilation},
+                         weight.ndim - 2, "--weight")
+    stride, padding, output_padding, dilation = _geometry_of(o)
+    if args.scheduler is not None:
+        given = [flag for flag, v in (("--workers", args.workers), ("--memory-limit", args.memory_limit),
+                                      ("--threads-per-worker", args.threads_per_worker)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: for the local cluster; the cluster at --scheduler "
+                             f"has its own workers")
+    memory_limit = run.parse_memory_limit(args.memory_limit or "auto")
+    # every argument is checked before a cluster starts or anything is written
+    y = run.convolved(run.open_zarr(args.input, args.component), weight, bias, transposed=not args.conv,
+                      stride=stride, padding=padding, output_padding=output_padding, groups=args.groups,
+                      dilation=dilation, padding_mode=args.padding_mode)
+    run.check_output(args.output, args.output_component, args.overwrite)
+    what = "tconv.conv" if args.conv else "tconv.conv_transpose"
+    print(f"{args.input} -> {what} -> {args.output}: {run.describe(y)}", flush=True)
+    start = time.perf_counter()
+    with run.connect(args.scheduler, args.workers, args.threads_per_worker or 1, memory_limit) as client:
+        where = args.scheduler or f"a local cluster of {len(client.scheduler_info()['workers'])} workers"
+        print(f"computing on {where}", flush=True)
+        store = run.stored(y, args.output, args.output_component, args.overwrite)
+        run.compute(client, store, progress=not args.no_progress)
+    print(f"wrote {args.output} in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+APPLY_EXAMPLES = """examples:
+  tconv apply --input x.zarr --weight w.npy --bias b.npy --stride 2 --padding 1 --output y.zarr
+  tconv apply --input volumes.zarr --component raw --weight w.npy --stride 2 --output up.zarr
+  tconv apply --conv --input y.zarr --weight k.npy --padding same --padding-mode reflect --output z.zarr
+  tconv apply ... --workers 4 --memory-limit 2GiB             # the local cluster
+  tconv apply ... --scheduler tcp://scheduler:8786             # a running cluster (paths it can read)
+"""
+
+
 def cmd_bench(args) -> int:
     from . import bench
 
@@ -475,7 +524,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "machine (max of FLOPs / sgemm rate and bytes / copy bandwidth, both measured); "
                     "prints a table and optionally writes it.",
         epilog="examples: tconv bench --output benchmarks/results   (writes results.md and .json)\n"
-               "          tconv bench --random 11 16 --no-backward   (16 seeded random layers)",
+               "          tconv bench --random 11 16 --no-backward   (16 seeded random layers)\n"
+               "          tconv bench --dask --output benchmarks/dask  (dask on a LocalCluster vs memory)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     suite = bench.add_mutually_exclusive_group()
     suite.add_argument("--layers", help="a JSON layer list, or a results .json of an earlier run "
@@ -490,10 +540,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--threads", type=int, default=2, help="threads for every system (default 2)")
     bench.add_argument("--seconds", type=float, default=1.0,
                        help="minimum timing per system and layer (default 1)")
-    bench.add_argument("--runs", type=int, default=5, help="minimum timed runs per system and layer "
-                                                          "(default 5), after two warm-up runs")
+    bench.add_argument("--runs", type=int, default=None, help="minimum timed runs per system and layer "
+                                                             "(default 5, after two warm-up runs; "
+                                                             "with --dask 3, after one)")
     bench.add_argument("--no-backward", action="store_true", help="skip the backward table")
     bench.add_argument("--output", help="write OUTPUT.md and OUTPUT.json")
+    bench.add_argument("--dask", action="store_true",
+                       help="instead: tconv on dask arrays (zarr to zarr) on a LocalCluster of --threads "
+                            "worker processes against the same in memory, and each worker's peak memory "
+                            "per chunk size (default layers unet_up4, k3s2_op1, hifigan_1d)")
+    bench.add_argument("--chunk-mb", help="with --dask: input chunk sizes in MiB (default 4,16,64)")
+    bench.add_argument("--dask-mb", type=float, help="with --dask: input size in MiB each layer is "
+                                                     "enlarged to by its batch (default 256)")
+    bench.add_argument("--no-progress", action="store_true",
+                       help="with --dask: no progress bar (it goes to stderr)")
+    ap = sub.add_parser(
+        "apply", help="a zarr array through a (transposed) convolution into zarr, on a dask cluster",
+        description="Reads the zarr array --input (N, C_in, *spatial), or (C_in, *spatial), lazily in "
+                    "its stored chunks, applies tconv.conv_transpose (or tconv.conv with --conv) with "
+                    "the weight and bias of .npy files, block by block on a dask cluster (a local one "
+                    "of worker processes, or --scheduler), and writes the zarr array --output. A "
+                    "progress bar goes to stderr. The weight is (C_in, C_out/groups, *kernel) as "
+                    "PyTorch's ConvTranspose's ((C_out, C_in/groups, *kernel) with --conv); its rank "
+                    "sets the rank of the per-dimension options.",
+        epilog=APPLY_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--input", required=True, help="a zarr array, or a group with --component")
+    ap.add_argument("--component", help="the array's name inside the --input group")
+    ap.add_argument("--weight", required=True, help="the weight, a .npy file")
+    ap.add_argument("--bias", help="the bias, a .npy file (default: none)")
+    ap.add_argument("--output", required=True, help="the zarr array to write (an error if it exists)")
+    ap.add_argument("--output-component", help="write the array under this name inside --output")
+    ap.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    ap.add_argument("--conv", action="store_true", help="an ordinary convolution (tconv.conv) instead")
+    _geometry(ap)
+    ap.add_argument("--groups", type=int, default=1, help="default 1")
+    ap.add_argument("--padding-mode", default="zeros", choices=["zeros", "circular", "reflect", "replicate"],
+                    help="default zeros; the others fold (transposed) or pad (--conv) across the whole "
+                         "array")
+    ap.add_argument("--scheduler", metavar="ADDRESS",
+                    help="a running dask scheduler, e.g. tcp://scheduler:8786 (default: a local cluster)")
+    ap.add_argument("--workers", type=int, help="local cluster: worker processes (default: the CPUs)")
+    ap.add_argument("--threads-per-worker", type=int, help="local cluster: threads per worker (default 1; "
+                                                            "tconv runs one thread per task)")
+    ap.add_argument("--memory-limit", help="local cluster: memory per worker, e.g. 2GiB (default auto: "
+                                           "the machine's memory shared by the workers)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ex = sub.add_parser("explain", help="explain a transposed convolution step by step",
                         description="Every output number of a transposed convolution, three ways: "
                                     "scatter, zero-insertion, matrix.\nA matrix (--input, --kernel, "
@@ -559,7 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ov.add_argument("--dilation", type=parse_size, default=(1,), help="default 1")
     args = parser.parse_args(argv)
     handlers = {"explain": cmd_explain, "shape": cmd_shape, "solve": cmd_solve, "overlap": cmd_overlap,
-                "convert": cmd_convert, "bench": cmd_bench}
+                "convert": cmd_convert, "bench": cmd_bench, "apply": cmd_apply}
     if args.command in handlers:
         try:
             return handlers[args.command](args)
