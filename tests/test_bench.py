@@ -287,8 +287,9 @@ def test_bench_dask_compares_a_cluster_with_memory(dask_run):
         assert len(row["worker_peak_mib"]) == 1
         assert row["worker_peak_mib"][0] >= row["worker_idle_mib"][0] > 0
     assert result["geomean_ratio"] > 0 and result["max_ratio"] == max(r["ratio"] for r in result["rows"])
-    assert "100% Completed" in err  # the progress bar, on stderr
+    assert "100% Completed" in err and result["progress"] is True  # the progress bar, on stderr
     md = (folder / "d.md").read_text()
+    assert "(progress bar on)" in md
     assert md.startswith("Machine: ") and "| tiny_dask | 5x4x12x10" in md and "**in memory**" in md
 
 

@@ -328,7 +328,7 @@ def run(layers: list[Layer], threads: int = 2, chunk_mb: tuple[float, ...] = CHU
         "machine": {**_machine(threads), "dask": dask.__version__, "distributed": distributed.__version__,
                     "zarr": zarr.__version__},
         "threads": threads, "workers": threads, "threads_per_worker": 1, "processes": processes,
-        "input_mb": input_mb, "chunk_mb": list(chunk_mb), "runs": runs,
+        "input_mb": input_mb, "chunk_mb": list(chunk_mb), "runs": runs, "progress": progress,
         "layers": [layer.row() for layer in big], "rows": rows,
         "geomean_ratio": math.exp(statistics.fmean(map(math.log, ratios))),
         "max_ratio": max(ratios),
@@ -355,7 +355,7 @@ def markdown(result: dict) -> str:
         f"threads, the output written to zarr. **dask**: `da.from_zarr` -> `tconv.conv_transpose` -> "
         f"rechunk to regular chunks -> `to_zarr`, graph building included, on a `LocalCluster` of "
         f"{_workers(result['workers'], result['processes'])} x {result['threads_per_worker']} thread "
-        f"(progress bar on). Both "
+        f"(progress bar {'on' if result.get('progress', True) else 'off'}). Both "
         f"uncompressed zarr on local disk; median of {result['runs']} alternating runs after a warm-up "
         f"each. Inputs enlarged by their batch to ~{result['input_mb']:g} MiB.",
         "Memory: peak resident set (VmHWM) per worker during a run, its idle size before, and the "
