@@ -15,8 +15,12 @@ $(VENV)/.test: $(VENV)/.base
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-demo: $(VENV)/.base
+# The page's screenshots are taken in headless Chromium: demo installs it as test does (browser, below);
+# without it the demo writes everything else and says the screenshots were skipped.
+demo: $(VENV)/.base browser
 	$(VENV)/bin/tconv demo --out tconv-demo
+demo: BROWSER_NEED = the page's screenshots are taken in it
+demo: BROWSER_SKIPPED = the page's screenshots will be skipped
 
 # The HTML page is tested in headless Chromium (Debian's package). When it is missing, make test
 # installs it as root, or with sudo when sudo needs no password; otherwise it says how and the
@@ -24,6 +28,9 @@ demo: $(VENV)/.base
 CHROMIUM := $(shell command -v chromium 2>/dev/null || command -v chromium-browser 2>/dev/null)
 IS_ROOT  := $(shell [ "$$(id -u)" = 0 ] && echo 1)
 INSTALL_CHROMIUM := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+# what browser says, for test (and, set below, for demo)
+BROWSER_NEED    ?= the HTML page is tested in it
+BROWSER_SKIPPED ?= the browser tests will be skipped
 
 # The tests run in one process per core (pytest-xdist, at most 4): ~75 s instead of ~110 s on 2 cores;
 # the dask tests share one process (xdist_group), so only one LocalCluster starts.
@@ -42,11 +49,11 @@ ifeq ($(IS_ROOT),1)
 	$(INSTALL_CHROMIUM)
 else
 	@if sudo -n true 2>/dev/null; then \
-		echo "make test: installing Chromium with sudo (the HTML page is tested in it)"; \
+		echo "make $(MAKECMDGOALS): installing Chromium with sudo ($(BROWSER_NEED))"; \
 		sudo sh -c '$(INSTALL_CHROMIUM)'; \
 	else \
-		echo "make test: Chromium is missing and apt-get needs root: the browser tests will be skipped."; \
-		echo "make test: to run them, install it (sudo apt-get install chromium) and run make test again."; \
+		echo "make $(MAKECMDGOALS): Chromium is missing and apt-get needs root: $(BROWSER_SKIPPED)."; \
+		echo "make $(MAKECMDGOALS): install it (sudo apt-get install chromium) and run make $(MAKECMDGOALS) again."; \
 	fi
 endif
 endif

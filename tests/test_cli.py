@@ -115,6 +115,15 @@ def test_demo_writes_figures_and_page(tmp_path, capsys):
     assert {"explain.html", "d2l-fig-14.10.1.png", "d2l-fig-14.10.1.gif", "jp-s2-p1-op1.png"} <= {
         p.name for p in tmp_path.iterdir()}
     assert str(tmp_path) in out.splitlines()[-1]
+    if CHROMIUM:  # and screenshots of the page, PNGs of the window's size
+        from PIL import Image
+
+        for name, width, height, _ in cli.PAGE_SCREENSHOTS:
+            assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            with Image.open(tmp_path / name) as im:
+                assert im.size == (width, height)
+    else:
+        assert "the page's screenshots were skipped" in out
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -317,7 +317,8 @@ def demo(out_dir: str, out=None) -> int:
     out.write(render(e, color=out.isatty() if hasattr(out, "isatty") else False))
     save_figure(e, os.path.join(out_dir, "d2l-fig-14.10.1.png"))
     save_gif(e, os.path.join(out_dir, "d2l-fig-14.10.1.gif"))
-    write_page(e, os.path.join(out_dir, "explain.html"))
+    page = os.path.join(out_dir, "explain.html")
+    write_page(e, page)
     for ex in EXAMPLES:
         if ex.op != "conv_transpose":
             continue
@@ -334,9 +335,60 @@ def demo(out_dir: str, out=None) -> int:
     bad = tour(out=open(os.devnull, "w"))
     print(f"{len(EXAMPLES) + 1 + len(SHAPE_EXAMPLES) - bad} of {len(EXAMPLES) + 1 + len(SHAPE_EXAMPLES)}"
           f" seed examples reproduced exactly (tconv tour shows them all).", file=out)
-    print(f"figures, an animation and an interactive page (explain.html) are in {os.path.abspath(out_dir)}/",
-          file=out)
+    shots = screenshot_page(page, out_dir, out)
+    page_words = "an interactive page (explain.html)" + (" and its screenshots" if shots else "")
+    print(f"figures, an animation, {page_words} are in {os.path.abspath(out_dir)}/", file=out)
     return 1 if bad else 0
+
+
+#: The page's screenshots ``tconv demo`` takes: (file name, window width, height, URL fragment).
+PAGE_SCREENSHOTS = (
+    ("explain-1200x900.png", 1200, 900, ""),
+    ("explain-selected.png", 1200, 900, "stride=2&select=1x2"),
+    ("explain-narrow.png", 420, 900, ""),
+)
+
+
+def screenshot_page(page: str, out_dir: str, out=None, shots=PAGE_SCREENSHOTS) -> list[str]:
+    """PNG screenshots of the HTML page ``page`` in headless Chromium (its ``--screenshot`` flag), one
+    per ``(name, width, height, fragment)`` of ``shots``, into ``out_dir``; the paths written. Without
+    Chromium (``chromium`` or ``chromium-browser`` on PATH) none: a note on ``out`` says so."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    out = out or sys.stdout
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        print("no Chromium found (chromium or chromium-browser on PATH): the page's screenshots were "
+              "skipped; install it (sudo apt-get install chromium), or run make demo, which does", file=out)
+        return []
+    url = "file://" + os.path.abspath(page)
+    written = []
+    with tempfile.TemporaryDirectory(prefix="tconv-chromium-") as profile:
+        for name, width, height, fragment in shots:
+            path = os.path.abspath(os.path.join(out_dir, name))
+            if os.path.exists(path):
+                os.remove(path)
+            try:
+                done = subprocess.run(
+                    [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", f"--user-data-dir={profile}", f"--window-size={width},{height}",
+                     f"--screenshot={path}", url + (f"#{fragment}" if fragment else "")],
+                    capture_output=True, text=True, timeout=120)
+                failed = "" if os.path.exists(path) else (done.stderr.strip()[-500:]
+                                                          or f"exit {done.returncode}")
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                failed = str(exc)
+            if failed:
+                print(f"screenshot {name}: Chromium ({chromium}) wrote no PNG: {failed}", file=out)
+            else:
+                written.append(path)
+                print(f"screenshot of the page at {width}x{height}{f' (#{fragment})' if fragment else ''}: "
+                      f"{path}", file=out)
+    return written
 
 
 _CONVERT_SOURCES = {
