@@ -1,6 +1,6 @@
 """The explainer page's code panel (src/tconv/explainer/assets/code.js): ``tconvCode(params)`` run in
 headless Chromium once for a grid of layers (1-d and 2-d, channels and groups, every padding form and
-mode, output_padding, dilation, invalid settings), each text checked against
+mode, output_padding, dilation, invalid settings; and 250 drawn at random), each text checked against
 ``tconv.interop.convert`` (the call line is ``Conversion.call``, the fixup and refusals in its words)
 and run: the PyTorch and ONNX snippets here, the Keras and JAX ones in a child process (XLA's compiler
 has aborted a test process before, see jaxkeras.py), each output equal to ``tconv.conv_transpose``.
@@ -75,12 +75,39 @@ INVALID = {
 }
 
 
+
+
+def _random_grid(count: int, seed: int) -> dict:
+    """Layers drawn over the page's whole parameter space, valid or not (text checks only)."""
+    rng = np.random.default_rng(seed)
+    grid = {}
+    for i in range(count):
+        rank = int(rng.integers(1, 3))
+
+        def dims(lo, hi, size=rank):
+            return [int(v) for v in rng.integers(lo, hi + 1, size)]
+        groups = int(rng.integers(1, 3))
+        padding = "same" if rng.random() < 0.25 else dims(0, 3)
+        if padding != "same" and rng.random() < 0.2:
+            padding = [dims(0, 2, 2) for _ in range(rank)]
+        grid[f"random {i}"] = P(
+            rank, input_size=dims(1, 5), kernel_size=dims(1, 4), stride=dims(1, 3), dilation=dims(1, 3),
+            padding=padding, output_padding=dims(0, 2) if rng.random() < 0.5 else [0] * rank,
+            padding_mode=str(rng.choice(["zeros", "zeros", "circular", "reflect", "replicate"])),
+            in_channels=groups * int(rng.integers(1, 3)) + int(rng.random() < 0.1),
+            out_channels=groups * int(rng.integers(1, 3)), groups=groups)
+    return grid
+
+
+RANDOM = _random_grid(250, 12)
+
+
 @pytest.fixture(scope="module")
 def texts(tmp_path_factory):
     """``tconvCode(p)`` for every layer of the grid, from one headless Chromium run."""
     need_chromium()
     tmp = tmp_path_factory.mktemp("code")
-    grid = {**VALID, **INVALID}
+    grid = {**VALID, **INVALID, **RANDOM}
     page = tmp / "harness.html"
     page.write_text(
         "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body><pre id='out'></pre>"
@@ -157,19 +184,41 @@ def reference(p: dict, x, w, b):
 # --------------------------------------------------------------------------- the texts against convert
 
 
-@pytest.mark.parametrize("name", VALID)
-def test_each_text_is_converts_call_with_its_fixup_and_refusals(texts, name):
-    p = VALID[name]
+def refusal(p: dict) -> str | None:
+    """Why the page's layer is invalid, in the library's words (None: it is valid): convert's
+    refusal, or for a border a padding mode cannot copy, conv_transpose's."""
+    args = layer_args(p)
+    try:
+        convert({**args, "padding_mode": "zeros"}, "tconv", "torch", input_shape=input_shape(p))
+    except ValueError as e:
+        return str(e)
+    try:
+        reference(p, *page_arrays(p, 0))
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def check_texts(p: dict, got: dict) -> None:
+    """Each of ``tconvCode(p)``'s texts is convert's call (the torch one its first line), with
+    convert's fixup note where it has one and convert's refusals; an invalid layer's texts are the
+    refusal alone."""
+    message = refusal(p)
+    if message is not None:
+        for target in TARGETS:
+            assert got[target] == f"# {target}: {message}"
+        return
     for target in TARGETS:
-        text = texts[name][target]
+        text = got[target]
+        lines = text.splitlines()
         c, refusals = expected(p, target)
-        for refusal in refusals:
-            assert f"# {refusal}" in text.splitlines(), (target, text)
+        for line in refusals:
+            assert f"# {line}" in lines, (target, text)
         if c is None:
+            assert all(line.startswith("# ") for line in lines), text
             continue
         call = {"torch": c.call.replace("torch.nn.", "nn.", 1), "keras": "layer = " + c.call,
                 "onnx": "node = " + c.call, "jax": "y = " + c.call}[target]
-        lines = text.splitlines()
         if target == "torch":
             assert lines[0] == call  # tests and the page eval the first line
         else:
@@ -178,25 +227,28 @@ def test_each_text_is_converts_call_with_its_fixup_and_refusals(texts, name):
         if c.fixup is None:
             assert not fixup, text
         else:
-            assert len(fixup) == 1 and fixup[0].endswith(f"to its output: {c.fixup}"), text
-            if not refusals:  # convert's note, word for word
-                assert fixup[0] == f"# {c.notes[-1]}"
+            assert fixup == [f"# {c.notes[-1]}"], text  # convert's note, word for word
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_each_text_is_converts_call_with_its_fixup_and_refusals(texts, name):
+    assert refusal(VALID[name]) is None
+    check_texts(VALID[name], texts[name])
 
 
 @pytest.mark.parametrize("name", INVALID)
 def test_an_invalid_layer_is_refused_in_the_librarys_words(texts, name):
-    p = INVALID[name]
-    args = layer_args(p)
-    try:
-        convert({**args, "padding_mode": "zeros"}, "tconv", "torch", input_shape=input_shape(p))
-    except ValueError as e:
-        message = str(e)
-    else:  # a border the padding mode cannot copy: conv_transpose's refusal
-        with pytest.raises(ValueError) as refused:
-            reference(p, *page_arrays(p, 0))
-        message = str(refused.value)
-    for target in TARGETS:
-        assert texts[name][target] == f"# {target}: {message}"
+    assert refusal(INVALID[name]) is not None
+    check_texts(INVALID[name], texts[name])
+
+
+def test_random_layers_texts_are_converts(texts):
+    """Layers drawn over the whole parameter space: the texts as convert writes them (or refuses)."""
+    valid = 0
+    for name, p in RANDOM.items():
+        check_texts(p, texts[name])
+        valid += refusal(p) is None
+    assert 50 <= valid <= 200, valid  # both kinds well represented
 
 
 @pytest.mark.parametrize("name", VALID)
@@ -292,16 +344,26 @@ pickle.dump(out, open(sys.argv[2], "wb"))
 """
 
 
+#: The Keras and JAX texts run (each eager op compiles; these cover every kind of text: crop and
+#: append fixups, each padding mode's fold, 1-d and 2-d, no bias; the rest share their code).
+RUN_IN_CHILD = {
+    "keras": ("1d", "1d dilation output_padding", "1d reflect same", "2d padding pairs", "2d wide padding",
+              "2d same no bias"),
+    "jax": ("1d", "1d circular", "1d reflect same", "1d replicate dilated", "2d same",
+            "2d stride and dilation", "2d same no bias"),
+}
+
+
 def test_keras_and_jax_texts_compute_tconvs_output(texts, tmp_path):
-    """Every Keras and JAX text that is not a refusal, run in one child process."""
+    """Keras and JAX texts, run in one child process."""
     cases, want = {}, {}
-    for name, p in VALID.items():
-        x, w, b = page_arrays(p, 2)
-        for target in ("keras", "jax"):
-            if _runnable(p, target):
-                cases[name, target] = (texts[name][target], x, w, b)
-                want[name, target] = reference(p, x, w, b)
-    assert {t for _, t in cases} == {"keras", "jax"} and len(cases) >= 16
+    for target, names in RUN_IN_CHILD.items():
+        for name in names:
+            p = VALID[name]
+            assert _runnable(p, target), (name, target)
+            x, w, b = page_arrays(p, 2)
+            cases[name, target] = (texts[name][target], x, w, b)
+            want[name, target] = reference(p, x, w, b)
     (tmp_path / "in.pkl").write_bytes(pickle.dumps(cases))
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     done = subprocess.run([sys.executable, "-c", _CHILD, tmp_path / "in.pkl", tmp_path / "out.pkl"],

@@ -432,6 +432,10 @@ var tconvCode = (function () {
     return lines;
   }
 
+  function pixels(first, last) {
+    return first === last ? "pixel " + first : "pixels " + first + ".." + last;
+  }
+
   /* tconv.core.padding.fold as code: y is the bias-free padded domain; each border pixel is added
    * onto the pixel the convolution with this padding mode copies it from. */
   function foldCode(lib, c) {
@@ -451,9 +455,9 @@ var tconvCode = (function () {
                            " after wrap onto the start");
       } else if (c.modeName === "reflect") {
         if (pb) lines.push(lib.add(z(1, pb + 1), lib.flip(y(0, pb), axis)) + "  # the " + pl(pb, "pixel") +
-                           " before reflect onto 1.." + pb);
+                           " before reflect onto " + pixels(1, pb));
         if (pa) lines.push(lib.add(z(L - 1 - pa, L - 1), lib.flip(y(pb + L, pb + L + pa), axis)) + "  # the " +
-                           pl(pa, "pixel") + " after reflect onto " + (L - 1 - pa) + ".." + (L - 2));
+                           pl(pa, "pixel") + " after reflect onto " + pixels(L - 1 - pa, L - 2));
       } else {
         if (pb) lines.push(lib.add(z(0, 1), lib.sum(y(0, pb), axis)) + "  # the " + pl(pb, "pixel") +
                            " before add onto the first");
