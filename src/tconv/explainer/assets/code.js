@@ -134,7 +134,8 @@ var tconvCode = (function () {
   function read(params) {
     var rank = params.rank === 1 || params.rank === 2 ? params.rank :
       (Array.isArray(params.kernel_size) ? params.kernel_size.length : 2);
-    var n = Array.isArray(params.input_size) ? params.input_size : [params.input_size];
+    var n = Array.isArray(params.input_size) ? params.input_size :
+      range(0, rank).map(function () { return params.input_size; });
     var cin = params.in_channels === undefined ? 1 : params.in_channels;
     var shape = [1, cin].concat(n);
     if (!shape.every(function (v) { return Number.isInteger(v) && v > 0; }) || n.length !== rank) {
