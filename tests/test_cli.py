@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -165,34 +166,41 @@ def _dump_dom(path: Path, fragment: str, tmp_path: Path) -> str:
     return done.stdout
 
 
-def _page_output(path: Path, fragment: str, tmp_path: Path):
-    match = re.search(r'<pre id="output-json"[^>]*>([^<]*)</pre>', _dump_dom(path, fragment, tmp_path))
+def _page_state(path: Path, fragment: str, tmp_path: Path) -> dict:
+    """The page's ``<pre id="state-json">`` after Chromium has run it with ``#fragment``."""
+    match = re.search(r'<pre id="state-json"[^>]*>([^<]*)</pre>', _dump_dom(path, fragment, tmp_path))
     assert match
-    return np.array(json.loads(match.group(1)), dtype=float)
+    return json.loads(html.unescape(match.group(1)))
 
 
 @pytest.mark.parametrize("fragment, args", [
     ("", dict()),
     ("stride=2", dict(stride=2)),
     ("stride=3&padding=1&output_padding=2", dict(stride=3, padding=1, output_padding=2)),
-    ("in_h=3&in_w=4&k=3&stride=2&dilation=2&padding=1", dict(stride=2, dilation=2, padding=1)),
+    ("input_size=3x4&kernel_size=3x2&stride=2x1&dilation=2&padding=1x0",
+     dict(stride=(2, 1), dilation=2, padding=(1, 0))),
+    ("input_size=5&kernel_size=3&stride=2&padding=1&output_padding=1",  # one value: a 1-d page
+     dict(stride=2, padding=1, output_padding=1)),
 ])
 def test_html_page_in_headless_chromium(tmp_path, fragment, args):
-    """The page's controls are changed (their input events fired) and its numbers read back."""
+    """The page, started from an Explanation, sets its controls from the fragment; numbers are tconv's."""
     need_chromium()
     D2L = np.array([[0.0, 1.0], [2.0, 3.0]])
     page = tmp_path / "page.html"
     from tconv.explainer.page import write_page
 
     write_page(explain(D2L, D2L), str(page))
-    got = _page_output(page, fragment, tmp_path)
-    if "in_h=3" in fragment:  # other sizes use the values 1..n
-        x, w = np.arange(1.0, 13.0).reshape(3, 4), np.arange(1.0, 10.0).reshape(3, 3)
+    state = _page_state(page, fragment, tmp_path)
+    assert state["error"] is None
+    x, w = np.array(state["input"], dtype=float), np.array(state["weight"], dtype=float)
+    if "input_size" in fragment:  # other sizes use the values 1..n
+        assert x.ravel().tolist() == list(range(1, x.size + 1))
+        assert w.ravel().tolist() == list(range(1, w.size + 1))
+        assert x.shape[1:] == tuple(int(v) for v in fragment.split("&")[0].split("=")[1].split("x"))
     else:
-        x = w = D2L
-    expected = tconv.conv_transpose(x[None, None], w[None, None], **args)[0, 0]
-    assert got.shape == expected.shape
-    np.testing.assert_array_equal(got, expected)
+        assert x.tolist() == [D2L.tolist()] and w.tolist() == [[D2L.tolist()]]
+    expected = tconv.conv_transpose(x, w, **args)
+    np.testing.assert_array_equal(np.array(state["output"]), expected)
 
 
 def test_convert_command(capsys):
@@ -378,8 +386,9 @@ def test_the_page_refuses_what_tconv_refuses(tmp_path, fragment, args):
     dom = _dump_dom(page, fragment, tmp_path)
     error = re.search(r'<div id="error"[^>]*>([^<]*)</div>', dom)
     assert error and error.group(1).strip(), dom[-2000:]
-    if "output_padding" in args:
-        assert "output_padding must be smaller than stride or dilation" in error.group(1)
+    with pytest.raises(ValueError) as refused:  # the layer the page shows, called as the page calls it
+        tconv.ConvTranspose2d(1, 1, 2, bias=False, **args)(D2L[None])
+    assert html.unescape(error.group(1)) == str(refused.value)
 
 
 # --------------------------------------------------------------------------- tconv apply: zarr -> zarr

@@ -1,149 +1,189 @@
-"""One self-contained HTML page (no network, no server) to step through a 2-d transposed convolution.
+"""One self-contained HTML page (no network, no server) that explains a 1-d or 2-d transposed convolution.
 
-A person sets input size, kernel size, stride, padding, output_padding and dilation, and steps through
-the scatter view one input element at a time; the page shows the size formula, the running sum with
-the landing region shaded and the crop, and the output. It starts from an :class:`Explanation`'s
-input and kernel (values embedded); other sizes use the values 1..n.
+What the page shows (issue #12), for any layer a person sets up in it:
 
-The page's arithmetic — the output-size formula, the output_padding rule and the scatter itself — is
-tconv's one deliberate second implementation of those rules, in JavaScript: the page works offline
-from disk, with no Python behind it, so it cannot call :mod:`tconv.core.shapes`. The tests keep the
-two in step by changing the page's controls in headless Chromium and checking its numbers (and its
-refusals) against tconv's.
+- three synchronised views side by side: the **scatter** (each input element times the kernel,
+  added at ``index*stride`` into the full result, with the running sum, the crop by padding and the
+  output_padding strip), **zero insertion** (the processing image: ``stride-1`` zeros between input
+  elements and a border of ``dilation*(kernel-1) - padding``, a negative border drawn as a crop, with
+  the flipped, dilated kernel sliding over it) and the **matrix** ``W`` with ``y = W^T x``;
+- **where a number comes from**: clicking (or hovering, or focusing) an output pixel highlights the
+  input elements and kernel taps that make it in every view and writes the sum out,
+  ``y[2,3] = x[1,1]·w[0,1] + x[1,2]·w[0,0] = ...``;
+- controls: 1-d or 2-d; input and kernel size per dimension (``4x5``); stride, padding (a number,
+  per dimension, ``same`` or ``valid``), output_padding and dilation per dimension; padding_mode
+  (zeros, circular, reflect, replicate: the border is folded back onto the pixels it copies, as
+  :func:`tconv.core.padding.fold` does); in/out channels and groups (a grid of kernels per group);
+  values typed into any input or kernel cell, or a preset (1..n, ones, random, and each of the
+  seeds' worked examples from :mod:`tconv.explainer.examples` by name);
+- an animation through the scatter (one input element at a time) or the slide (one output pixel at
+  a time), with play / pause / step, a speed control and the keyboard (space, the arrow keys);
+- the checkerboard: kernel taps per output pixel, and the verdict of ``tconv overlap``
+  (:func:`tconv.explainer.steps.overlap` per dimension);
+- the layer in PyTorch, Keras, ONNX and JAX (``assets/code.js``, following
+  :mod:`tconv.interop.convert`) and the output-size formula with the numbers filled in, each with a
+  copy button;
+- errors in tconv's own words: where ``tconv.ConvTranspose{1,2}d(...)`` would refuse the layer (or
+  the call on an input of that size), the page shows the same message and no numbers.
 
-For tests and links, the URL fragment can set controls as a person would (each is set and its
-``input`` event fired): ``page.html#stride=2&padding=1&step=3``.
+The contract tests rely on (see the issue; ``tests/test_page.py``):
+
+- the URL fragment holds the whole state, keys named as tconv's arguments with per-dimension
+  values joined by ``x`` (``#input_size=4x5&kernel_size=3x2&stride=2x1&padding=1x0&output_padding=1x0
+  &dilation=1x1&padding_mode=zeros&in_channels=2&out_channels=4&groups=2&select=0x1``; also
+  ``rank``, ``preset``, ``seed``, ``x``/``w`` (values, flat), ``channel``, ``step``, ``anim``); one value
+  means every dimension, as tconv's int does, and an ``input_size`` of one value (with no ``rank``)
+  makes a 1-d page. A person's changes push history entries, so the back button restores the
+  previous state;
+- after every change the page writes its state as JSON into ``<pre id="state-json" hidden>``:
+  ``params``, ``input``, ``weight``, ``output``, ``matrix`` (``x.ravel() @ W == y.ravel()``),
+  ``zero_insertion`` (input channel 0's processing image, its border and the flipped, dilated kernel
+  ``w[0, 0]``; correlating the two gives the one-channel output, or for the other padding modes the
+  padded domain before the fold), ``selected`` (the pixel, its ``[input index, weight index,
+  product]`` terms and their sum), ``code``, ``overlap`` and ``error`` (null, or tconv's message;
+  then every other field is null);
+- element ids: the controls ``#rank``, ``#input_size``, ``#kernel_size``, ``#stride``, ``#padding``,
+  ``#output_padding``, ``#dilation``, ``#padding_mode``, ``#in_channels``, ``#out_channels``,
+  ``#groups``, ``#preset``; ``#play``, ``#pause``, ``#step-forward``, ``#step-back``, ``#speed``;
+  output cells ``td[data-pixel="i,j"][data-channel="o"]``; editable input and kernel cells
+  ``td[data-tensor][data-index]``; ``#error``, ``#formula``, ``#code-torch``, ``#code-keras``,
+  ``#code-onnx``, ``#code-jax`` and their ``button.copy``.
+
+Why JavaScript repeats tconv's rules: the page works offline from disk, with no Python behind it,
+so it cannot call tconv. ``assets/math.js`` is tconv's one deliberate second implementation of the
+rules — the argument checks and their messages (:mod:`tconv.core.spec`, the layers' constructor),
+the output size and ``'same'`` (:mod:`tconv.core.shapes`), the fold (:mod:`tconv.core.padding`),
+the zero-insertion geometry and ``W`` (:mod:`tconv.engine.algorithms`) and the overlap count
+(:mod:`tconv.explainer.steps`) — each function names the Python one it mirrors. Everything the page
+draws comes from one list of contributions ``x[c, i]·w[c, o, t]`` (where each lands, and which output
+pixel it reaches after the crop or fold), so the views cannot disagree with each other. The tests
+keep it in step with tconv: they drive the page in headless Chromium through fragments and real
+input events and compare ``state-json`` (numbers, terms, matrix, zero-insertion image, messages)
+with :func:`tconv.conv_transpose`, the layers and PyTorch over a grid of configurations.
+
+:func:`page` starts the page from an :class:`~tconv.explainer.steps.Explanation`: its sizes,
+geometry, channels, groups and values.
 """
 
 from __future__ import annotations
 
 import json
+from importlib import resources
 
+import numpy as np
+
+from ..core.shapes import same_transposed
+from .examples import EXAMPLES
 from .steps import Explanation
 
-_PAGE = r"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>tconv: transposed convolution, step by step</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
-.controls label { display: inline-block; margin: 0 1em 0.5em 0; }
-.controls input { width: 4em; }
-table.grid { border-collapse: collapse; margin: 0.3em 1.5em 1em 0; display: inline-table; }
-table.grid td { border: 1px solid #999; min-width: 2.2em; height: 2em; text-align: center;
-  font-family: monospace; }
-td.land { background: #fdd49e; } td.src { background: #fdae6b; } td.cut { color: #aaa;
-  background: #f0f0f0; }
-.panel { display: inline-block; vertical-align: top; }
-#formula { font-family: monospace; white-space: pre; }
-</style></head><body>
-<h1>Transposed convolution, step by step</h1>
-<p>Each input element is multiplied by the kernel and added into the output at
-<code>index &times; stride</code> (the scatter view); the output then loses <code>padding</code>
-pixels at each border and gains <code>output_padding</code> at the end. Grey cells are cropped.</p>
-<div class="controls">
-<label>input rows <input id="in_h" type="number" min="1" max="8"></label>
-<label>input cols <input id="in_w" type="number" min="1" max="8"></label>
-<label>kernel <input id="k" type="number" min="1" max="6"></label>
-<label>stride <input id="stride" type="number" min="1" max="5"></label>
-<label>padding <input id="padding" type="number" min="0" max="6"></label>
-<label>output_padding <input id="output_padding" type="number" min="0" max="4"></label>
-<label>dilation <input id="dilation" type="number" min="1" max="4"></label>
-<label>step <input id="step" type="range" min="0" max="4"> <span id="step_text"></span></label>
-</div>
-<div id="error" style="color: crimson"></div>
-<div id="formula"></div>
-<div class="panel"><h3>input x</h3><div id="input"></div></div>
-<div class="panel"><h3>kernel w</h3><div id="kernel"></div></div>
-<div class="panel"><h3>full scatter (running sum)</h3><div id="running"></div></div>
-<div class="panel"><h3>output y</h3><div id="output"></div></div>
-<pre id="output-json" hidden></pre>
-<script>
-const START = __START__;
-const $ = id => document.getElementById(id);
-function values(rows, cols, given) {
-  if (given && given.length === rows && given[0].length === cols) return given;
-  const a = []; let v = 1;
-  for (let i = 0; i < rows; i++) { const r = []; for (let j = 0; j < cols; j++) r.push(v++); a.push(r); }
-  return a;
-}
-function table(a, cls) {
-  let h = '<table class="grid">';
-  a.forEach((row, i) => { h += '<tr>' + row.map((v, j) =>
-    `<td class="${cls ? cls(i, j) : ''}">${+v.toPrecision(6)}</td>`).join('') + '</tr>'; });
-  return h + '</table>';
-}
-function read() {
-  const g = id => parseInt($(id).value, 10);
-  return {h: g('in_h'), w: g('in_w'), k: g('k'), s: g('stride'), p: g('padding'),
-          op: g('output_padding'), d: g('dilation'), step: g('step')};
-}
-function render() {
-  const c = read();
-  const x = values(c.h, c.w, START.input), w = values(c.k, c.k, START.kernel);
-  const span = c.d * (c.k - 1) + 1;
-  const fh = (c.h - 1) * c.s + span + c.op, fw = (c.w - 1) * c.s + span + c.op;
-  const oh = fh - 2 * c.p, ow = fw - 2 * c.p;
-  $('error').textContent = '';
-  if (c.op >= c.s && c.op >= c.d) { $('error').textContent =
-    'output_padding must be smaller than stride or dilation'; return; }
-  if (oh < 1 || ow < 1) { $('error').textContent = 'the output would be empty'; return; }
-  const n = c.h * c.w; $('step').max = n; const step = Math.min(c.step, n);
-  $('step_text').textContent = `${step} of ${n} input elements added`;
-  $('formula').textContent =
-    `rows: (${c.h}-1)*${c.s} - ${c.p} - ${c.p} + ${c.d}*(${c.k}-1) + ${c.op} + 1 = ${oh}\n` +
-    `cols: (${c.w}-1)*${c.s} - ${c.p} - ${c.p} + ${c.d}*(${c.k}-1) + ${c.op} + 1 = ${ow}`;
-  const run = Array.from({length: fh}, () => new Array(fw).fill(0));
-  const full = Array.from({length: fh}, () => new Array(fw).fill(0));
-  let last = null;
-  for (let e = 0; e < n; e++) {
-    const i = Math.floor(e / c.w), j = e % c.w;
-    for (let a = 0; a < c.k; a++) for (let b = 0; b < c.k; b++) {
-      const r = i * c.s + a * c.d, q = j * c.s + b * c.d, v = x[i][j] * w[a][b];
-      full[r][q] += v; if (e < step) run[r][q] += v;
+_ASSETS = ("page.html", "page.css", "math.js", "code.js", "ui.js")
+
+#: What the page shows in place of the code panel when ``assets/code.js`` is missing.
+_NO_CODE = "/* assets/code.js was not found when this page was written: the code panel is missing */"
+
+
+def _asset(name: str) -> str | None:
+    path = resources.files("tconv.explainer").joinpath("assets", name)
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def _dims(values, always_each: bool = False) -> str:
+    """A per-dimension control's text: ``2`` when every dimension is 2 (tconv's int), else ``4x5``."""
+    values = [int(v) for v in values]
+    if not always_each and len(set(values)) == 1:
+        return str(values[0])
+    return "x".join(map(str, values))
+
+
+def _padding(e: Explanation) -> str:
+    """The padding control's text: per dimension, or 'same' where the (before, after) pairs are
+    what 'same' gives (the page has no control for other unequal pairs)."""
+    if all(b == a for b, a in e.pads):
+        return _dims([b for b, _ in e.pads])
+    n, k = e.input.shape[1:], e.weight.shape[2:]
+    same = tuple(same_transposed(ni, ki, s, d)[0] for ni, ki, s, d in zip(n, k, e.stride, e.dilation))
+    pairs = tuple(map(tuple, e.pads))
+    if pairs == same and e.output.shape[1:] == tuple(ni * s for ni, s in zip(n, e.stride)):
+        return "same"
+    raise ValueError(f"page: the page shows equal padding on both sides of a dimension, or 'same'; got the "
+                     f"(before, after) pairs {pairs}")
+
+
+def _start(e: Explanation) -> dict:
+    """The controls' texts and the values of ``e``."""
+    if e.rank not in (1, 2):
+        raise ValueError(f"page: the page shows 1-d and 2-d transposed convolutions, got a {e.rank}-d one")
+    padding = _padding(e)
+    return {
+        "fields": {
+            "rank": str(e.rank),
+            "input_size": _dims(e.input.shape[1:], always_each=True),
+            "kernel_size": _dims(e.weight.shape[2:], always_each=True),
+            "stride": _dims(e.stride),
+            "padding": padding,
+            "output_padding": "0" if padding == "same" else _dims(e.output_padding),
+            "dilation": _dims(e.dilation),
+            "padding_mode": "zeros",
+            "in_channels": str(e.input.shape[0]),
+            "out_channels": str(e.weight.shape[1] * e.groups),
+            "groups": str(e.groups),
+        },
+        "x": e.input.ravel().tolist(),
+        "w": e.weight.ravel().tolist(),
+        "preset": "arange",
     }
-    if (e === step - 1) last = [i, j];
-  }
-  const landed = (r, q) => last && r >= last[0] * c.s && r < last[0] * c.s + span &&
-    q >= last[1] * c.s && q < last[1] * c.s + span && (r - last[0] * c.s) % c.d === 0 &&
-    (q - last[1] * c.s) % c.d === 0;
-  const cut = (r, q) => r < c.p || q < c.p || r >= c.p + oh || q >= c.p + ow;
-  const y = []; for (let r = 0; r < oh; r++) y.push(full.slice(c.p + r, c.p + r + 1)[0].slice(c.p, c.p + ow));
-  $('input').innerHTML = table(x, (i, j) => last && i === last[0] && j === last[1] ? 'src' : '');
-  $('kernel').innerHTML = table(w);
-  $('running').innerHTML = table(run, (r, q) => landed(r, q) ? 'land' : (cut(r, q) ? 'cut' : ''));
-  $('output').innerHTML = table(y);
-  $('output-json').textContent = JSON.stringify(y);
-}
-for (const [id, v] of Object.entries(START.controls)) $(id).value = v;
-document.querySelectorAll('input').forEach(el => el.addEventListener('input', render));
-// a URL fragment sets controls as a person would: #stride=2&padding=1
-for (const part of location.hash.slice(1).split('&').filter(Boolean)) {
-  const [id, v] = part.split('=');
-  if ($(id)) { $(id).value = v; $(id).dispatchEvent(new Event('input')); }
-}
-render();
-</script></body></html>
-"""
+
+
+def _examples() -> list[dict]:
+    """The seeds' worked transposed convolutions, as presets: their controls and values."""
+    out = []
+    for ex in EXAMPLES:
+        if ex.op != "conv_transpose":
+            continue
+        x = np.asarray(ex.input, dtype=np.float64)[0]
+        w = np.asarray(ex.weight, dtype=np.float64)
+        p = ex.params
+        out.append({
+            "name": ex.name,
+            "source": ex.source,
+            "fields": {
+                "rank": "2", "input_size": _dims(x.shape[1:], True), "kernel_size": _dims(w.shape[2:], True),
+                "stride": str(p.get("stride", 1)), "padding": str(p.get("padding", 0)),
+                "output_padding": str(p.get("output_padding", 0)), "dilation": str(p.get("dilation", 1)),
+                "padding_mode": "zeros", "in_channels": str(x.shape[0]), "out_channels": str(w.shape[1]),
+                "groups": "1",
+            },
+            "x": x.ravel().tolist(),
+            "w": w.ravel().tolist(),
+        })
+    return out
+
+
+def _script(text: str, name: str) -> str:
+    if "</script" in text.lower():
+        raise ValueError(f"page: assets/{name} contains '</script', which would end its inline script")
+    return text
 
 
 def page(e: Explanation) -> str:
-    """The HTML page for ``e`` (a 2-d, one-channel, square-kernel explanation sets its start)."""
-    if e.rank != 2 or e.input.shape[0] != 1 or e.weight.shape[:2] != (1, 1):
-        raise ValueError("the page shows 2-d, one-channel problems: explain one input and one kernel")
-    kh, kw = e.weight.shape[2:]
-    if kh != kw or len({b for b, _ in e.pads} | {a for _, a in e.pads}) != 1 or \
-            len(set(e.stride)) != 1 or len(set(e.dilation)) != 1 or len(set(e.output_padding)) != 1:
-        raise ValueError("the page uses one kernel size, stride, padding, output_padding and "
-                         "dilation for both dimensions")
-    start = {
-        "input": e.input[0].tolist(),
-        "kernel": e.weight[0, 0].tolist(),
-        "controls": {"in_h": e.input.shape[1], "in_w": e.input.shape[2], "k": kh,
-                     "stride": e.stride[0], "padding": e.pads[0][0],
-                     "output_padding": e.output_padding[0], "dilation": e.dilation[0],
-                     "step": e.input.shape[1] * e.input.shape[2]},
-    }
-    return _PAGE.replace("__START__", json.dumps(start))
+    """The HTML page, one self-contained file, starting from ``e`` (1-d or 2-d, any channels and groups)."""
+    start = _start(e)
+    start["examples"] = _examples()
+    assets = {name: _asset(name) for name in _ASSETS}
+    code = assets["code.js"]
+    start["codeMissing"] = code is None
+    html = assets["page.html"]
+    for marker, value in (
+        ("/*__CSS__*/", assets["page.css"]),
+        ("/*__START__*/", "const START = " + json.dumps(start).replace("</", "<\\/") + ";"),
+        ("/*__MATH_JS__*/", _script(assets["math.js"], "math.js")),
+        ("/*__CODE_JS__*/", _NO_CODE if code is None else _script(code, "code.js")),
+        ("/*__UI_JS__*/", _script(assets["ui.js"], "ui.js")),
+    ):
+        if marker not in html:  # pragma: no cover - the template and this list go together
+            raise RuntimeError(f"page: assets/page.html lacks {marker}")
+        html = html.replace(marker, value, 1)
+    return html
 
 
 def write_page(e: Explanation, path: str) -> None:
