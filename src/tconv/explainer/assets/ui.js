@@ -137,6 +137,7 @@
   // ================================================================== evaluation
   let S = null;       // the state
   let M = null;       // the evaluated layer: {g, m, xShape, wShape, ...} or null (error)
+  let V = null;       // the layer's values {g, x, w, xShape, wShape} whenever tconv accepts its geometry
   let ERROR = null;
 
   function evaluate(st) {
@@ -147,6 +148,7 @@
     if (st.w && st.w.length !== prod(wShape)) st.w = null;
     const x = st.x || generate(st.preset, xShape, st.seed, 1);
     const w = st.w || generate(st.preset, wShape, st.seed, 2);
+    V = {g, x, w, xShape, wShape};   // the cells stay editable even when a value is refused
     for (const [name, vals, shape] of [['x', x, xShape], ['w', w, wShape]]) {
       vals.forEach((v, i) => {
         if (typeof v !== 'number' || !Number.isFinite(v)) {
@@ -211,6 +213,7 @@
       const msg = '<p class="note">Nothing to show: tconv refuses this layer (the rule is above). ' +
                   'Change a control, or press the browser\'s back button.</p>';
       for (const id of ['values', 'output', 'checker', 'scatter', 'zero', 'matrix']) $(id).innerHTML = msg;
+      if (V) renderValues();
       $('where').textContent = '';
       $('verdict').textContent = '';
       $('formula').textContent = '';
@@ -230,7 +233,7 @@
   }
 
   function renderValues() {
-    const {g, x, w, xShape} = M;
+    const {g, x, w, xShape} = V;
     const nm = names(g);
     const pin = prod(g.n), ptap = prod(g.k);
     let h = `<h4>input x ${tup(xShape)}</h4><div class="grids">`;
@@ -242,7 +245,7 @@
                    `title="${nm.x(c, idx)}: click and type"`};
       }));
     }
-    h += `</div><h4>kernel w ${tup(M.wShape)}: (C_in, C_out/groups, *kernel_size)` +
+    h += `</div><h4>kernel w ${tup(V.wShape)}: (C_in, C_out/groups, *kernel_size)` +
          `${g.groups > 1 ? `, ${g.groups} groups` : ''}</h4><div class="groups">`;
     for (let gi = 0; gi < g.groups; gi++) {
       h += '<div class="group">';
@@ -324,6 +327,7 @@
       return `pixel ${f + 1} of ${P}: ${nm.y(S.channel, S.select)}`;
     }
     const N = M.steps, k = S.step == null ? N : Math.min(S.step, N);
+    if (S.step == null) return `all ${N} input elements added; play (or →) adds them one at a time`;
     if (k === 0) return `step 0 of ${N}: nothing added yet`;
     const el = k - 1, c = Math.floor(el / prod(g.n)), idx = TC.unflat(el % prod(g.n), g.n);
     const at = idx.map((i, d) => i * g.s[d]);
@@ -684,6 +688,7 @@
   }
 
   function update() {
+    V = null;
     try {
       M = evaluate(S);
       ERROR = null;
@@ -736,38 +741,51 @@
 
   function interval() { return Math.round(1600 / Math.max(1, Number($('speed').value) || 3)); }
 
-  function stepBy(delta) {
+  /** One step of the animation; `wrap`: past either end, start over at the other. Returns whether it moved. */
+  function stepBy(delta, wrap) {
     if (!M) return false;
     if (S.anim === 'slide') {
       const P = M.m.pout;
-      const o = selectedPixel() ? S.channel : 0;
-      const cur = selectedPixel() ? TC.flat(S.select, M.g.L) : -1;
-      const next = cur + delta;
-      if (next < 0 || next >= P) return false;
-      S.channel = o;
+      let next = (selectedPixel() ? TC.flat(S.select, M.g.L) : -1) + delta;
+      if (next < 0 || next >= P) {
+        if (!wrap) return false;
+        next = next < 0 ? P - 1 : 0;
+      }
+      S.channel = selectedPixel() ? S.channel : 0;
       S.select = TC.unflat(next, M.g.L);
       hover = null;
       renderScatter();
       renderZero();
-      highlight();
-      writeState();
-      return next + delta >= 0 && next + delta < P;
+    } else {
+      const N = M.steps;
+      let next = (S.step == null ? N : Math.min(S.step, N)) + delta;
+      if (next < 0 || next > N) {
+        if (!wrap) return false;
+        next = next < 0 ? N : 0;
+      }
+      S.step = next;
+      renderScatter();
     }
-    const N = M.steps, cur = S.step == null ? N : Math.min(S.step, N), next = cur + delta;
-    if (next < 0 || next > N) return false;
-    S.step = next;
-    renderScatter();
     highlight();
     writeState();
-    return next + delta >= 0 && next + delta <= N;
+    return true;
+  }
+
+  function atEnd() {
+    if (S.anim === 'slide') return !!selectedPixel() && TC.flat(S.select, M.g.L) >= M.m.pout - 1;
+    return S.step != null && S.step >= M.steps;
   }
 
   function play() {
     if (timer || !M) return;
-    if (S.anim === 'scatter' && (S.step == null || S.step >= M.steps)) S.step = 0;
-    if (S.anim === 'slide' && (!selectedPixel() || TC.flat(S.select, M.g.L) >= M.m.pout - 1)) S.select = null;
-    if (S.anim === 'scatter') { renderScatter(); highlight(); writeState(); } else stepBy(1);
-    timer = setInterval(() => { if (!stepBy(1)) pause(); }, interval());
+    if (S.anim === 'scatter' && (S.step == null || S.step >= M.steps)) {
+      S.step = 0;
+      renderScatter();
+      highlight();
+      writeState();
+    }
+    if (S.anim === 'slide' && (!selectedPixel() || atEnd())) stepBy(1, true);
+    timer = setInterval(() => { if (!stepBy(1, false) || atEnd()) pause(); }, interval());
     $('play').setAttribute('aria-pressed', 'true');
   }
 
@@ -814,8 +832,8 @@
     $('speed').addEventListener('input', () => { if (timer) { pause(false); play(); } });
     $('play').addEventListener('click', play);
     $('pause').addEventListener('click', () => pause());
-    $('step-forward').addEventListener('click', () => { pause(false); stepBy(1); record('replace'); });
-    $('step-back').addEventListener('click', () => { pause(false); stepBy(-1); record('replace'); });
+    $('step-forward').addEventListener('click', () => { pause(false); stepBy(1, true); record('replace'); });
+    $('step-back').addEventListener('click', () => { pause(false); stepBy(-1, true); record('replace'); });
 
     // output pixels: click selects, hover and focus preview
     const out = $('output');
@@ -878,13 +896,15 @@
       const t = e.target;
       if (t && (t.isContentEditable || ['INPUT', 'SELECT', 'TEXTAREA'].includes(t.tagName))) return;
       if (e.key === ' ' || e.key === 'Spacebar') {
-        if (t && (t.tagName === 'BUTTON' || (t.closest && t.closest('td[data-pixel]')))) return;
+        // space plays / pauses, also on the play and pause buttons; other buttons and pixels keep theirs
+        const own = t && (t.id === 'play' || t.id === 'pause');
+        if (!own && t && (t.tagName === 'BUTTON' || (t.closest && t.closest('td[data-pixel]')))) return;
         e.preventDefault();
         if (timer) pause(); else play();
       } else if (e.key === 'ArrowRight') {
-        e.preventDefault(); pause(false); stepBy(1); record('replace');
+        e.preventDefault(); pause(false); stepBy(1, true); record('replace');
       } else if (e.key === 'ArrowLeft') {
-        e.preventDefault(); pause(false); stepBy(-1); record('replace');
+        e.preventDefault(); pause(false); stepBy(-1, true); record('replace');
       }
     });
     window.addEventListener('popstate', reread);
@@ -904,17 +924,17 @@
   }
 
   function commitCell(td) {
-    if (!M) return;
+    if (!V) return;
     const text = td.textContent.trim();
     const which = td.dataset.tensor, idx = td.dataset.index.split(',').map(Number);
-    const shape = which === 'x' ? M.xShape : M.wShape;
-    const vals = (which === 'x' ? M.x : M.w).slice();
+    const shape = which === 'x' ? V.xShape : V.wShape;
+    const vals = (which === 'x' ? V.x : V.w).slice();
     const f = TC.flat(idx, shape), v = NUMBER.test(text) ? parseFloat(text) : text;
     if (vals[f] === v) return;
     vals[f] = v;
     // the other tensor keeps its values explicitly too (they were generated from the preset)
-    S.x = which === 'x' ? vals : M.x.slice();
-    S.w = which === 'w' ? vals : M.w.slice();
+    S.x = which === 'x' ? vals : V.x.slice();
+    S.w = which === 'w' ? vals : V.w.slice();
     const nextFocus = document.activeElement;
     changed(false);
     if (nextFocus && nextFocus.dataset && nextFocus.dataset.tensor) {
