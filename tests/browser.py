@@ -267,8 +267,10 @@ class Browser:
         self._mouse("mouseReleased", x, y, button="left", buttons=0, clickCount=1)
         self.settle()
 
-    def key(self, name: str, modifiers: tuple[str, ...] = (), commands: tuple[str, ...] = ()) -> None:
-        """Press and release a key: a name of :data:`KEYS` or one printable character."""
+    def key(self, name: str, modifiers: tuple[str, ...] = (), commands: tuple[str, ...] = (),
+            settle: bool = True) -> None:
+        """Press and release a key: a name of :data:`KEYS` or one printable character (then wait for
+        the page to settle, unless ``settle`` is false)."""
         if name in KEYS:
             key, code, vk, text = KEYS[name]
         elif len(name) == 1:
@@ -289,7 +291,8 @@ class Browser:
             self.send("Input.dispatchKeyEvent", type="rawKeyDown", **down)
         self.send("Input.dispatchKeyEvent", type="keyUp", key=key, code=code, windowsVirtualKeyCode=vk,
                   nativeVirtualKeyCode=vk, modifiers=mods)
-        self.settle()
+        if settle:
+            self.settle()
 
     def type(self, selector: str, text: str, then: str | None = "Enter") -> None:
         """Replace what ``selector``'s field holds by ``text`` as a person does: click into it, select
@@ -305,20 +308,19 @@ class Browser:
         self.settle()
 
     def select(self, selector: str, value: str) -> None:
-        """Choose ``value`` in a ``<select>`` with the keyboard, as a person does: focus it (a real
-        click, then Escape closes the drop-down) and press ArrowDown/ArrowUp to the option."""
-        options = self.eval(f"[...document.querySelector({json.dumps(selector)}).options].map(o => o.value)")
+        """Choose ``value`` in a ``<select>`` as a person does: a real click opens its drop-down, Home,
+        ArrowDown to the option (disabled ones are passed over), Enter: one change event."""
+        q = json.dumps(selector)
+        options = self.eval(f"[...document.querySelector({q}).options].filter(o => !o.disabled)"
+                            f".map(o => o.value)")
         if value not in options:
             raise BrowserError(f"{selector} has no option {value!r} (options: {options})")
         self.click(selector)
-        self.key("Escape")
-        self.eval(f"document.querySelector({json.dumps(selector)}).focus()")
-        for _ in range(len(options)):
-            now = self.eval(f"document.querySelector({json.dumps(selector)}).value")
-            if now == value:
-                break
-            self.key("ArrowDown" if options.index(value) > options.index(now) else "ArrowUp")
-        now = self.eval(f"document.querySelector({json.dumps(selector)}).value")
+        self.key("Home", settle=False)  # in the open drop-down: nothing changes before Enter
+        for _ in range(options.index(value)):
+            self.key("ArrowDown", settle=False)
+        self.key("Enter")
+        now = self.eval(f"document.querySelector({q}).value")
         if now != value:
             raise BrowserError(f"{selector}: the keyboard chose {now!r}, not {value!r}")
 
