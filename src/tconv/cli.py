@@ -341,10 +341,12 @@ def demo(out_dir: str, out=None) -> int:
     return 1 if bad else 0
 
 
-#: The page's screenshots ``tconv demo`` takes: (file name, window width, height, URL fragment).
+#: The page's screenshots ``tconv demo`` takes: (file name, window width, height, URL fragment). The
+#: selected one, tall enough for the sum written out and the checkerboard, is README's docs/explain-page.png.
 PAGE_SCREENSHOTS = (
     ("explain-1200x900.png", 1200, 900, ""),
-    ("explain-selected.png", 1200, 900, "stride=2&select=1x2"),
+    ("explain-selected.png", 1200, 1180,
+     "input_size=3x3&kernel_size=3x3&stride=2&padding=1&output_padding=1&select=2x3"),
     ("explain-narrow.png", 420, 900, ""),
 )
 
