@@ -218,7 +218,7 @@
       $('verdict').textContent = '';
       $('formula').textContent = '';
       for (const k of ['torch', 'keras', 'onnx', 'jax']) $('code-' + k).textContent = '';
-      $('code-note').textContent = '';
+      $('code-note').textContent = 'No code: tconv refuses this layer (the rule is above).';
       $('step-text').textContent = '';
       return;
     }
@@ -363,7 +363,7 @@
     // the output channels of one group: the current element's, else the selected (or hovered) pixel's
     const group = el != null ? Math.floor(Math.floor(el / prod(g.n)) / g.cs) : Math.floor(viewChannel() / g.cl);
     h += `<h4>running sum over the full scatter ${shapeText(g.full)}` +
-         `${g.extra.some(e => e) ? ` + output_padding strip` : ''}` +
+         `${g.extra.some(e => e) ? (g.same ? " + the strip 'same' appends" : ' + output_padding strip') : ''}` +
          `${g.groups > 1 ? ` (group ${group}: y[${group * g.cl}${g.cl > 1 ? `..${(group + 1) * g.cl - 1}` : ''}])` : ''}</h4>` +
          '<div class="grids">';
     for (let o = group * g.cl; o < (group + 1) * g.cl; o++) {
