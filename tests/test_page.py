@@ -458,25 +458,63 @@ def test_clicking_and_hovering_output_pixels(b, page):
     state = b.state()
     assert (state["selected"]["channel"], state["selected"]["pixel"]) == (1, [1, 2])
     check_selected(Reference(state), state["selected"])
-    # hovering shows where another pixel comes from: the views highlight its terms
-    before = b.eval("document.body.innerHTML")
-    b.hover('[data-pixel="3,1"][data-channel="0"]')
-    assert b.eval("document.body.innerHTML") != before, "hovering an output pixel changed nothing"
+    # hovering shows where another pixel comes from (the sum written out), leaving the selection
+    ref = Reference(state)
+    for o, pixel in ((0, (3, 1)), (1, (4, 0))):
+        b.hover(f'[data-pixel="{pixel[0]},{pixel[1]}"][data-channel="{o}"]')
+        assert written_terms(b.eval("document.getElementById('where').textContent")) == brute_terms(
+            ref, o, pixel), f"the sum written out for y[{o}, {pixel}]"
+        assert b.state()["selected"]["pixel"] == [1, 2]
+    b.hover("h1")  # the mouse leaves: the selected pixel's sum again
+    where = b.eval("document.getElementById('where').textContent")
+    assert written_terms(where) == brute_terms(ref, 1, (1, 2))
 
 
-def test_editing_a_cell(b, page):
-    """Click an input cell and type a value: the input, and every view, follow."""
-    fragment = "input_size=2x3&kernel_size=2x2&stride=2x1"
+def written_terms(text: str) -> tuple[tuple, list, float]:
+    """``y[o,i,j] = x[c,i,j]·w[c,o,i,j] + ... = v·v + ... = sum`` as (y index, [(x index, w index)], sum)."""
+    lines = text.replace("\u00b7", "*").split("=")
+    head = tuple(int(v) for v in re.search(r"y\[([\d,\s]+)\]", lines[0]).group(1).split(","))
+    pairs = [(tuple(int(v) for v in xi.split(",")), tuple(int(v) for v in wi.split(",")))
+             for xi, wi in re.findall(r"x\[([\d,\s]+)\]\s*\*\s*w\[([\d,\s]+)\]", lines[1])]
+    return head, sorted(pairs), float(re.match(r"\s*(-?[\d.e+-]+)", lines[-1]).group(1))
+
+
+def brute_terms(ref: Reference, o: int, pixel: tuple[int, ...]) -> tuple[tuple, list, float]:
+    pairs = sorted((i, t) for out, i, t, _ in contributions(
+        ref.x, ref.w, ref.kw["stride"], ref.pads, ref.kw["dilation"], ref.kw["groups"],
+        ref.kw["padding_mode"], ref.large) if out == (o, *pixel))
+    return (o, *pixel), pairs, float(ref.y[(o, *pixel)])
+
+
+def test_editing_cells(b, page):
+    """Click an input or a kernel cell and type a value: the values and every view follow; a value
+    that is no number is refused in Python's words, naming the cell, and can be fixed in place."""
+    fragment = "input_size=2x3&kernel_size=2x2&stride=2x1&in_channels=2&out_channels=2"
     load(b, page, fragment)
-    cells = b.eval("[...document.querySelectorAll('[data-index]')].map(e => e.getAttribute('data-index'))")
-    assert cells, "no editable cells (data-index)"
-    first = cells[0]
-    b.type(f'[data-index="{first}"]', "7.5", then="Enter")
+    b.type('[data-tensor="x"][data-index="1,0,2"]', "7.5")
+    b.type('[data-tensor="w"][data-index="0,1,1,0"]', "-2", then="Tab")
     state = b.state()
-    index = tuple(int(v) for v in re.findall(r"\d+", first))
-    x = np.array(state["input"])
-    assert x[index[-x.ndim:]] == 7.5 or np.array(state["weight"])[index] == 7.5
+    assert state["input"][1][0][2] == 7.5 and state["weight"][0][1][1][0] == -2
     check_state(state, fragment)
+    b.type('[data-tensor="x"][data-index="0,1,1"]', "abc")
+    with pytest.raises(ValueError) as python:
+        float("abc")
+    state = b.state()
+    assert state["error"] == f"x[0, 1, 1]: {python.value}"
+    assert b.eval("document.getElementById('error').textContent").strip() == state["error"]
+    b.type('[data-tensor="x"][data-index="0,1,1"]', "1e-3")
+    state = b.state()
+    assert state["input"][0][1][1] == 0.001 and state["input"][1][0][2] == 7.5
+    check_state(state, fragment)
+
+
+def test_copy_buttons(b, page):
+    load(b, page, "input_size=2x3&kernel_size=2x2&stride=2x1&padding=same")
+    b.send("Browser.grantPermissions", permissions=["clipboardReadWrite", "clipboardSanitizedWrite"])
+    for target in ("formula", "code-torch", "code-keras", "code-onnx", "code-jax"):
+        b.click(f'button.copy[data-target="{target}"]')
+        assert b.eval("navigator.clipboard.readText()") == b.eval(
+            f"document.getElementById('{target}').textContent"), target
 
 
 @pytest.mark.parametrize("preset", ["ones", "random"])
@@ -517,6 +555,12 @@ def test_step_play_pause_and_keyboard(b, page):
     b.eval("document.getElementById('step-forward').focus()")
     b.key("Space")
     assert b.state()["step"] == 1
+    b.click("h1")  # nothing focused: the arrow keys step
+    b.key("ArrowRight")
+    b.key("ArrowRight")
+    assert b.state()["step"] == 3
+    b.key("ArrowLeft")
+    assert b.state()["step"] == 2
     # play at the highest speed runs to the end; pause stops it
     b.eval("document.getElementById('speed').focus()")
     b.key("End")
