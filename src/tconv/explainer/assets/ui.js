@@ -711,17 +711,17 @@
   function record(kind) {
     const frag = '#' + toFragment(S);
     if (frag === location.hash) return;
-    written = frag;
     try {
       if (kind === 'push') history.pushState(null, '', frag);
       else history.replaceState(null, '', frag);
     } catch (e) {
-      location.hash = frag;   // where the History API is refused, a plain hash change (hashchange skips it)
+      written = frag;         // where the History API is refused, a plain hash change (its hashchange is ours)
+      location.hash = frag;
     }
   }
 
   function reread() {
-    if (location.hash === written) return;
+    if (written !== null && location.hash === written) { written = null; return; }
     written = null;
     pause(false);
     S = fromFragment(location.hash);
