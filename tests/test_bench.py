@@ -289,7 +289,8 @@ def test_bench_dask_compares_a_cluster_with_memory(dask_run):
     assert result["geomean_ratio"] > 0 and result["max_ratio"] == max(r["ratio"] for r in result["rows"])
     assert "100% Completed" in err and result["progress"] is True  # the progress bar, on stderr
     md = (folder / "d.md").read_text()
-    assert "(progress bar on)" in md
+    assert "(progress bar on)" in md and "1-minute load average " in md
+    assert len(result["load_average_start_end"]) == 2
     assert md.startswith("Machine: ") and "| tiny_dask | 5x4x12x10" in md and "**in memory**" in md
 
 

@@ -309,6 +309,7 @@ def run(layers: list[Layer], threads: int = 2, chunk_mb: tuple[float, ...] = CHU
           f"with {threads} thread{'s' * (threads > 1)}; inputs of ~{input_mb:g} MiB, chunks of "
           f"{', '.join(f'{c:g}' for c in chunk_mb)} MiB; median of {runs} runs", file=out, flush=True)
     rows = []
+    load_start = _load_average()
     with contextlib.ExitStack() as stack:
         where = Path(folder) if folder else Path(stack.enter_context(tempfile.TemporaryDirectory(
             prefix="tconv-bench-dask-")))
@@ -330,12 +331,23 @@ def run(layers: list[Layer], threads: int = 2, chunk_mb: tuple[float, ...] = CHU
         "threads": threads, "workers": threads, "threads_per_worker": 1, "processes": processes,
         "input_mb": input_mb, "chunk_mb": list(chunk_mb), "runs": runs, "progress": progress,
         "layers": [layer.row() for layer in big], "rows": rows,
+        "load_average_start_end": [load_start, _load_average()],
         "geomean_ratio": math.exp(statistics.fmean(map(math.log, ratios))),
         "max_ratio": max(ratios),
     }
     print(file=out)
     print(markdown(result), file=out)
     return result
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average (other processes' work shows in it), where known."""
+    import os
+
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - not Unix
+        return None
 
 
 def _workers(n: int, processes: bool) -> str:
@@ -345,12 +357,18 @@ def _workers(n: int, processes: bool) -> str:
     return f"{n} worker thread{'s' * (n > 1)} (in this process)"
 
 
+def _loads(result: dict) -> str:
+    values = result.get("load_average_start_end") or [None, None]
+    return " and ".join("?" if v is None else f"{v:.1f}" for v in values)
+
+
 def markdown(result: dict) -> str:
     """The section's table as Markdown, its conditions in the lines above it."""
     m = result["machine"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores; NumPy {m['numpy']}, dask {m['dask']}, distributed "
-        f"{m['distributed']}, zarr {m['zarr']}.",
+        f"{m['distributed']}, zarr {m['zarr']}; 1-minute load average {_loads(result)} at the start and "
+        f"the end (above {result['threads']}: other processes shared the cores).",
         f"**in memory**: the zarr input read into NumPy, `tconv.conv_transpose` with {result['threads']} "
         f"threads, the output written to zarr. **dask**: `da.from_zarr` -> `tconv.conv_transpose` -> "
         f"rechunk to regular chunks -> `to_zarr`, graph building included, on a `LocalCluster` of "
