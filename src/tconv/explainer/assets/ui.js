@@ -292,7 +292,7 @@
   }
 
   function renderChecker() {
-    const {g, m, cov} = M;
+    const {g, cov} = M;
     const most = Math.max(1, ...cov.taps);
     let h = `<p class="note">How many (input element, kernel tap) pairs reach each output pixel, one channel in and out` +
             `${g.mode !== 'zeros' ? ` (after the ${g.mode} fold)` : ''}.</p>`;
@@ -309,7 +309,6 @@
     $('verdict').className = cov.even ? 'even' : 'uneven';
     cells.taps = new Map();
     for (const el of $('checker').querySelectorAll('td[data-taps]')) cells.taps.set(el.dataset.taps, el);
-    void m;
   }
 
   function currentElement() {
