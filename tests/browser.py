@@ -11,6 +11,7 @@ mouse and keyboard would, so the page's own listeners run; the page is read back
         b.click('[data-pixel="0,1"]')   # mouseMoved, mousePressed, mouseReleased at its centre
         state = b.state()               # the JSON in #state-json
 
+Also `back()`/`forward()` (the history buttons), `key()`, `select()`, `set_viewport()`, `screenshot()`.
 Uses ``websocket-client`` (the ``test`` extra).
 """
 
@@ -338,11 +339,18 @@ class Browser:
 
     def back(self) -> None:
         """The browser's back button: the previous history entry (a fragment or another document)."""
+        self._history(-1)
+
+    def forward(self) -> None:
+        """The browser's forward button."""
+        self._history(+1)
+
+    def _history(self, step: int) -> None:
         history = self.send("Page.getNavigationHistory")
-        if history["currentIndex"] < 1:
-            raise BrowserError("no previous history entry")
-        previous = history["entries"][history["currentIndex"] - 1]
+        to = history["currentIndex"] + step
+        if not 0 <= to < len(history["entries"]):
+            raise BrowserError(f"no history entry {step:+d} from the current one")
         self.events.clear()
-        self.send("Page.navigateToHistoryEntry", entryId=previous["id"])
+        self.send("Page.navigateToHistoryEntry", entryId=history["entries"][to]["id"])
         self.wait_event("Page.navigatedWithinDocument", "Page.loadEventFired")
         self.settle()

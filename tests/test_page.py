@@ -592,16 +592,20 @@ def test_step_play_pause_and_keyboard(b, page):
     check_state(b.state(), "input_size=2x3&kernel_size=2x2&stride=2x2")
 
 
-def test_back_button_restores_the_previous_state(b, page):
+def test_back_and_forward_buttons_restore_the_states(b, page):
     first = load(b, page, "input_size=3x3&kernel_size=2x2&stride=2x2")
     b.type("#stride", "3x1")
     changed = b.state()
     assert changed["params"]["stride"] == [3, 1] and "stride=3x1" in b.url()
     b.select("#padding_mode", "circular")
+    last = b.state()
     b.back()
     assert b.state() == changed
     b.back()
     assert b.state() == first
+    b.forward()
+    b.forward()
+    assert b.state() == last
 
 
 # --------------------------------------------------------------------------- layout, size, offline
