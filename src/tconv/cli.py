@@ -345,7 +345,7 @@ def demo(out_dir: str, out=None) -> int:
 #: selected one, tall enough for the sum written out and the checkerboard, is README's docs/explain-page.png.
 PAGE_SCREENSHOTS = (
     ("explain-1200x900.png", 1200, 900, ""),
-    ("explain-selected.png", 1200, 1180,
+    ("explain-selected.png", 1200, 1240,
      "input_size=3x3&kernel_size=3x3&stride=2&padding=1&output_padding=1&select=2x3"),
     ("explain-narrow.png", 420, 900, ""),
 )
