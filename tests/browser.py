@@ -11,7 +11,8 @@ mouse and keyboard would, so the page's own listeners run; the page is read back
         b.click('[data-pixel="0,1"]')   # mouseMoved, mousePressed, mouseReleased at its centre
         state = b.state()               # the JSON in #state-json
 
-Also ``back()``/``forward()`` (the history buttons), ``key()``, ``select()``, ``set_viewport()``, ``screenshot()``.
+Also ``back()``/``forward()`` (the history buttons), ``key()``, ``select()``, ``set_viewport()``,
+``screenshot()``.
 Uses ``websocket-client`` (the ``test`` extra).
 """
 
