@@ -367,8 +367,9 @@ def markdown(result: dict) -> str:
     m = result["machine"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores; NumPy {m['numpy']}, dask {m['dask']}, distributed "
-        f"{m['distributed']}, zarr {m['zarr']}; 1-minute load average {_loads(result)} at the start and "
-        f"the end (above {result['threads']}: other processes shared the cores).",
+        f"{m['distributed']}, zarr {m['zarr']}; 1-minute load average {_loads(result)} before and "
+        f"after the runs (the runs themselves keep ~{result['threads']} cores busy; more: other "
+        f"processes shared the machine).",
         f"**in memory**: the zarr input read into NumPy, `tconv.conv_transpose` with {result['threads']} "
         f"threads, the output written to zarr. **dask**: `da.from_zarr` -> `tconv.conv_transpose` -> "
         f"rechunk to regular chunks -> `to_zarr`, graph building included, on a `LocalCluster` of "
