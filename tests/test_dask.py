@@ -360,3 +360,18 @@ def test_zarr_to_zarr_larger_than_a_worker_with_bounded_memory(tmp_path):
     source = xz[0, 0, 2040:2056, 3067:3080].compute()[None, None]
     expected = tconv.conv_transpose(source, w)[0, 0, :, 1:13]
     np.testing.assert_allclose(out[region].compute(), expected)
+
+
+def test_the_weight_is_in_the_graph_once_not_in_every_task():
+    """Distributed ships each task on its own: a task holding the weight would copy it per block."""
+    import cloudpickle
+
+    w = np.zeros((256, 64, 16), np.float32)  # 1 MiB
+    x = da.zeros((4, 256, 4096), chunks=(1, 256, 1024), dtype=np.float32)
+    for y in (tconv.conv_transpose(x, w, np.ones(64, np.float32), 8, 4),
+              tconv.conv(tconv.conv_transpose(x, w, None, 8, 4), np.zeros((256, 64, 16), np.float32))):
+        graph = dict(y.__dask_graph__())
+        tasks = [v for k, v in graph.items() if isinstance(k, tuple) and k[0].startswith(y.name)]
+        assert len(tasks) >= 16
+        assert max(len(cloudpickle.dumps(t)) for t in tasks) < w.nbytes / 20
+        assert sum(isinstance(v, np.ndarray) and v.nbytes == w.nbytes for v in graph.values()) >= 1

@@ -148,11 +148,12 @@ def _gather(pieces: list, shape: list, origin: list, dtype) -> np.ndarray:
     return out
 
 
-def _task(fn: Callable, args: list, sources: list) -> Any:
-    """Gather each source's region, then run ``fn(*regions, *args)`` with one tconv thread."""
+def _task(fn: Callable, args: list, sources: list, constants: list) -> Any:
+    """Gather each source's region, then run ``fn(*regions, *constants, *args)`` with one tconv
+    thread."""
     regions = [_gather(pieces, shape, origin, dtype) for pieces, shape, origin, dtype in sources]
     with thread_num_threads(1):
-        return fn(*regions, *args)
+        return fn(*regions, *constants, *args)
 
 
 def _region_pieces(src, lo: tuple[int, ...], hi: tuple[int, ...]) -> list:
@@ -177,22 +178,31 @@ def _region_pieces(src, lo: tuple[int, ...], hi: tuple[int, ...]) -> list:
 
 
 def blockwise_regions(name: str, token: Any, sources: list, out_chunks: tuple, dtype, fn: Callable,
-                      plan: Callable[[tuple], tuple[list, list]]):
-    """A dask array with chunks ``out_chunks`` whose block ``idx`` is ``fn(*regions, *args)``, where
-    ``plan(idx)`` gives ``(regions, args)``: one ``(lo, hi)`` box per source (pixels outside the
-    source are zero) and the block's own arguments. ``token`` names everything else the blocks
-    depend on (the spec, the weight)."""
+                      plan: Callable[[tuple], tuple[list, list]], constants: tuple = ()):
+    """A dask array with chunks ``out_chunks`` whose block ``idx`` is
+    ``fn(*regions, *constants, *args)``, where ``plan(idx)`` gives ``(regions, args)``: one
+    ``(lo, hi)`` box per source (pixels outside the source are zero) and the block's own arguments.
+    ``constants`` (the weight, the bias: arrays or None) are put in the graph once, as keys every
+    task reads, so no task carries its own copy. ``token`` names everything else the blocks depend on
+    (the spec); ``fn`` must not hold large arrays itself."""
     import dask.array as da
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    name = f"{name}-{tokenize(name, token, *(s.name for s in sources), out_chunks)}"
-    dsk = {}
+    name = f"{name}-{tokenize(name, token, constants, *(s.name for s in sources), out_chunks)}"
+    dsk: dict = {}
+    refs = []
+    for i, value in enumerate(constants):
+        if value is None:
+            refs.append(None)
+        else:
+            dsk[f"{name}-constant-{i}"] = value
+            refs.append(f"{name}-constant-{i}")
     for idx in product(*(range(len(c)) for c in out_chunks)):
         boxes, args = plan(idx)
         regions = [[_region_pieces(src, lo, hi), [e - f for f, e in zip(lo, hi)], list(lo), src.dtype]
                    for src, (lo, hi) in zip(sources, boxes)]
-        dsk[(name, *idx)] = (_task, fn, list(args), regions)
+        dsk[(name, *idx)] = (_task, fn, list(args), regions, list(refs))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=list(sources))
     return da.Array(graph, name, out_chunks, meta=np.empty((0,) * len(out_chunks), dtype))
 
@@ -260,7 +270,7 @@ def _transposed(spec: ConvSpec, x, w: np.ndarray, b: np.ndarray | None, algorith
         hi = (batches[n_idx][1], (c + 1) * per_block * Cs, *(i_hi for _, _, _, i_hi in chosen))
         return [(lo, hi)], [c, chosen]
 
-    def block(piece, c, chosen):
+    def block(piece, w, b, c, chosen):
         sizes = tuple(hi - lo for lo, hi, _, _ in chosen)
         windows = []  # per dimension: the local result's crop (before, after), where it lands, its size
         for (lo, hi, i_lo, i_hi), crop, k, s, d in zip(chosen, crops, spec.kernel, spec.stride,
@@ -287,8 +297,8 @@ def _transposed(spec: ConvSpec, x, w: np.ndarray, b: np.ndarray | None, algorith
         out[(Ellipsis, *(slice(at, at + size) for _, _, at, size in windows))] = got
         return out
 
-    core = blockwise_regions("tconv-conv-transpose", (spec, w, b, algorithm), [x], out_chunks, dtype,
-                             block, plan)
+    core = blockwise_regions("tconv-conv-transpose", (spec, algorithm), [x], out_chunks, dtype,
+                             block, plan, (w, b if zeros_mode else None))
     if zeros_mode:
         return core
     y = fold(core, spec.pads, spec.padding_mode)
@@ -396,7 +406,7 @@ def _convolved(spec: ConvSpec, large, w: np.ndarray, b: np.ndarray | None, like=
               *(q + o for (_, _, _, q), o in zip(chosen, origin)))
         return [(lo, hi)], [c, [o_hi - o_lo for o_lo, o_hi, _, _ in chosen]]
 
-    def block(piece, c, sizes):
+    def block(piece, w, b, c, sizes):
         out = np.zeros((piece.shape[0], per_block * Cs, *sizes), dtype)
         if min(sizes, default=1) > 0 and piece.shape[0]:
             rows = slice(c * per_block * Cs, (c + 1) * per_block * Cs)
@@ -405,7 +415,7 @@ def _convolved(spec: ConvSpec, large, w: np.ndarray, b: np.ndarray | None, like=
             out += b[c * per_block * Cs:(c + 1) * per_block * Cs].reshape(-1, *(1,) * rank)
         return out
 
-    return blockwise_regions("tconv-conv", (spec, w, b), [src], out_chunks, dtype, block, plan)
+    return blockwise_regions("tconv-conv", spec, [src], out_chunks, dtype, block, plan, (w, b))
 
 
 # --------------------------------------------------------------------------- gradients
