@@ -1,0 +1,8 @@
+"""tconv's semantics inside the frameworks, written in each framework's own ops.
+
+- :mod:`tconv.bridges.torch` (public as :mod:`tconv.torch`, ``pip install tconv[torch]``):
+  ``conv_transpose`` and ``ConvTranspose1d/2d/3d`` with every padding mode, asymmetric and 'same'
+  padding, on every device PyTorch runs on, differentiable by autograd.
+
+Nothing here is imported by ``import tconv``; each bridge imports its framework when it is imported.
+"""

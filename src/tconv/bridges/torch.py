@@ -1,0 +1,277 @@
+"""tconv's transposed convolution in PyTorch's own ops: every padding mode, any padding, autograd, any device.
+
+PyTorch refuses ``padding_mode`` circular/reflect/replicate for a transposed convolution
+(pytorch/pytorch#46027) and ``padding='same'`` (pytorch/pytorch#80301), and has no asymmetric
+``(before, after)`` padding. Here they are, with tconv's exact semantics: the transposed convolution
+with padding mode ``M`` is the adjoint (the autograd vector-Jacobian product) of ``torch.nn.ConvNd(...,
+padding_mode=M)``. It is computed as PyTorch's own ``conv_transpose`` into the padded domain (padding
+0), followed by the *fold*: each border strip is added onto the pixels the convolution copied it from
+(circular: the opposite edge; reflect: the mirrored pixels, flipped; replicate: the edge pixel), and
+zero padding's border is cropped. Only slicing, ``flip``, ``sum`` and in-place adds on a fresh tensor:
+no NumPy round trip, no loop over pixels, so it runs on the tensor's device and autograd differentiates it.
+
+Arguments are checked by tconv's own spec (:mod:`tconv.core.spec`) on the shapes, so the messages are
+those of :func:`tconv.conv_transpose`.
+
+>>> import torch
+>>> from tconv.torch import ConvTranspose2d, conv_transpose
+>>> x = torch.ones(1, 1, 3)
+>>> conv_transpose(x, torch.ones(1, 1, 3), padding=1, padding_mode="circular")
+tensor([[[3., 3., 3.]]])
+>>> layer = ConvTranspose2d(4, 2, 4, stride=2, padding="same", padding_mode="reflect")
+>>> layer(torch.randn(1, 4, 8, 8)).shape
+torch.Size([1, 2, 16, 16])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..core.padding import PADDING_MODES
+from ..core.spec import ConvSpec, check_output_padding, padding_pairs, transposed_spec
+
+__all__ = ["ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "conv_transpose", "fold"]
+
+_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+def _stand_in(shape: tuple[int, ...]) -> np.ndarray:
+    """A read-only array of ``shape`` that occupies one element: tconv's spec reads only shapes."""
+    return np.broadcast_to(np.zeros((), np.float64), tuple(shape))
+
+
+def spec_of(
+    op: str,
+    input_shape: tuple[int, ...],
+    weight_shape: tuple[int, ...],
+    bias_shape: tuple[int, ...] | None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: Any = 1,
+    dilation: Any = 1,
+    output_size: Any = None,
+    padding_mode: Any = "zeros",
+) -> ConvSpec:
+    """tconv's validated :class:`~tconv.core.spec.ConvSpec` for tensors of these shapes."""
+    if len(weight_shape) < 3 or len(weight_shape) > 5:
+        raise ValueError(
+            f"{op}: weight must have 3, 4 or 5 dimensions (C_in, C_out/groups, *kernel) for a 1d, 2d "
+            f"or 3d transposed convolution, got shape {tuple(weight_shape)}"
+        )
+    return transposed_spec(
+        op,
+        _stand_in(input_shape),
+        _stand_in(weight_shape),
+        None if bias_shape is None else _stand_in(bias_shape),
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+        output_size,
+        padding_mode,
+        in_memory=False,  # the tensor may live on a device; PyTorch reports its own memory errors
+    )
+
+
+def _pad_or_crop(z: torch.Tensor, pairs: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """Zero-pad (positive) or crop (negative) the last ``len(pairs)`` dims by ``(before, after)``."""
+    if not any(b or a for b, a in pairs):
+        return z
+    return F.pad(z, [v for pair in reversed(pairs) for v in pair])
+
+
+def fold(z: torch.Tensor, pads: tuple[tuple[int, int], ...], mode: str) -> torch.Tensor:
+    """The transpose of padding the last ``len(pads)`` dims by ``(before, after)`` in mode ``mode``.
+
+    Shape ``(..., *(L + before + after))`` to ``(..., *L)``: the interior is kept and every border
+    pixel is added onto its source pixel (:func:`tconv.core.padding.fold`, in torch ops); ``zeros``
+    crops.
+
+    >>> fold(torch.tensor([1., 2., 3., 4., 5., 6.]), ((2, 1),), "reflect")
+    tensor([ 3., 12.,  6.])
+    """
+    first = z.dim() - len(pads)
+    out = z
+    for i, (before, after) in enumerate(pads):
+        if not (before or after):
+            continue
+        dim = first + i
+        size = out.shape[dim] - before - after
+        interior = out.narrow(dim, before, size)
+        if mode == "zeros":
+            out = interior
+            continue
+        folded = interior.clone()
+        head = out.narrow(dim, 0, before)
+        tail = out.narrow(dim, before + size, after)
+        if mode == "circular":  # q -> q mod size; before <= size and after <= size (checked)
+            if before:
+                folded.narrow(dim, size - before, before).add_(head)
+            if after:
+                folded.narrow(dim, 0, after).add_(tail)
+        elif mode == "reflect":  # -q and 2(size-1) - q; before, after < size (checked)
+            if before:
+                folded.narrow(dim, 1, before).add_(head.flip(dim))
+            if after:
+                folded.narrow(dim, size - 1 - after, after).add_(tail.flip(dim))
+        elif mode == "replicate":  # the edge pixels
+            if before:
+                folded.narrow(dim, 0, 1).add_(head.sum(dim, keepdim=True))
+            if after:
+                folded.narrow(dim, size - 1, 1).add_(tail.sum(dim, keepdim=True))
+        else:
+            raise ValueError(f"fold: padding_mode must be one of {PADDING_MODES}, got {mode!r}")
+        out = folded
+    return out
+
+
+def conv_transpose(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | str | tuple = 0,
+    output_padding: int | tuple[int, ...] = 0,
+    groups: int = 1,
+    dilation: int | tuple[int, ...] = 1,
+    padding_mode: str = "zeros",
+    output_size: tuple[int, ...] | None = None,
+) -> torch.Tensor:
+    """Transposed convolution of spatial rank 1, 2 or 3 (set by ``weight.dim() - 2``), tconv's semantics.
+
+    Args as :func:`torch.nn.functional.conv_transpose2d`, plus:
+        padding: an int; one int per dimension; one ``(before, after)`` pair per dimension; ``'valid'``;
+            or ``'same'`` (output size ``input * stride``, the odd pixel cropped at the end).
+        padding_mode: ``'zeros'``, ``'circular'``, ``'reflect'`` or ``'replicate'``: the adjoint of
+            ``torch.nn.ConvNd(..., padding_mode=padding_mode)`` with the same padding.
+        output_size: the spatial output size (or the whole output shape), chooses output_padding as
+            ``torch.nn.ConvTranspose2d.forward(input, output_size)`` does.
+
+    input ``(N, C_in, *in)`` or unbatched ``(C_in, *in)``; weight ``(C_in, C_out/groups, *k)``; bias
+    ``(C_out,)``. Returns ``(N, C_out, *out)`` (unbatched in, unbatched out) on the input's device.
+    """
+    op = "conv_transpose"
+    if not isinstance(input, torch.Tensor) or not isinstance(weight, torch.Tensor):
+        raise TypeError(
+            f"{op}: input and weight must be torch tensors, got {type(input).__name__} and "
+            f"{type(weight).__name__} (for NumPy arrays use tconv.conv_transpose)"
+        )
+    if bias is not None and not isinstance(bias, torch.Tensor):
+        raise TypeError(f"{op}: bias must be a torch tensor or None, got {type(bias).__name__}")
+    spec = spec_of(
+        op,
+        tuple(input.shape),
+        tuple(weight.shape),
+        None if bias is None else tuple(bias.shape),
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+        output_size,
+        padding_mode,
+    )
+    unbatched = spec.batch is None
+    x = input.unsqueeze(0) if unbatched else input
+    z = _CONV_TRANSPOSE[spec.rank](x, weight, None, spec.stride, 0, 0, spec.groups, spec.dilation)
+    # z covers the full scatter (n-1)*s + d*(k-1) + 1; the algorithm's crop (zeros: the output itself;
+    # other modes: the padded domain, extended by extra = output_padding pixels) then the fold.
+    z = _pad_or_crop(z, tuple((-b, -a) for b, a in spec.core_crop))
+    if spec.padding_mode != "zeros":
+        z = fold(z, spec.pads, spec.padding_mode)
+    if bias is not None:
+        z = z + bias.reshape((1, -1) + (1,) * spec.rank)
+    return z.squeeze(0) if unbatched else z
+
+
+# --------------------------------------------------------------------------- modules
+
+
+class _ConvTransposeMixin:
+    """The part of ``ConvTranspose1d/2d/3d`` that torch's own classes refuse: padding forms and modes."""
+
+    _rank: int
+
+    def _tconv_init(self, padding: Any, padding_mode: str) -> None:
+        name = type(self).__name__
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        if isinstance(padding, str):
+            stored: Any = padding
+        elif isinstance(padding, int):
+            stored = (padding,) * self._rank
+        else:
+            stored = tuple(p if isinstance(p, int) else tuple(p) for p in padding)
+        self.padding = stored
+        self.padding_mode = padding_mode
+        # the padding form checked now, with tconv's messages; sizes are checked at each call
+        pairs = padding_pairs(name, stored, self._rank)
+        if pairs == "same" and any(self.output_padding):
+            raise ValueError(
+                f"{name}: output_padding must be 0 with padding='same' (the output size is input size "
+                f"x stride), got output_padding={tuple(self.output_padding)}"
+            )
+        check_output_padding(name, tuple(self.output_padding), tuple(self.stride), tuple(self.dilation))
+
+    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        # as torch's ConvTransposeNd: output_size, when given, chooses output_padding
+        return conv_transpose(
+            input,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding if output_size is None else 0,
+            self.groups,
+            self.dilation,
+            self.padding_mode,
+            output_size,
+        )
+
+
+def _make(rank: int, base: type) -> type:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: int | str | tuple = 0,
+        output_padding: int | tuple[int, ...] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: int | tuple[int, ...] = 1,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        base.__init__(
+            self, in_channels, out_channels, kernel_size, stride, 0, output_padding, groups, bias,
+            dilation, "zeros", device, dtype,
+        )
+        self._tconv_init(padding, padding_mode)
+
+    doc = (
+        f"``torch.nn.ConvTranspose{rank}d`` with tconv's padding: the same constructor, parameters, "
+        f"state_dict keys and ``forward(input, output_size=None)``, plus ``padding_mode`` in {PADDING_MODES} "
+        f"and ``padding`` as an int, one int per dimension, one ``(before, after)`` pair per dimension, "
+        f"'valid' or 'same'."
+    )
+    cls = type(
+        f"ConvTranspose{rank}d",
+        (_ConvTransposeMixin, base),
+        {"__init__": __init__, "_rank": rank, "__doc__": doc, "__module__": __name__},
+    )
+    cls.__init__.__qualname__ = f"ConvTranspose{rank}d.__init__"
+    return cls
+
+
+ConvTranspose1d = _make(1, torch.nn.ConvTranspose1d)
+ConvTranspose2d = _make(2, torch.nn.ConvTranspose2d)
+ConvTranspose3d = _make(3, torch.nn.ConvTranspose3d)
