@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.padding import PADDING_MODES
+from ..core.shapes import same_transposed, transposed_size
 from ..core.spec import ConvSpec, check_output_padding, padding_pairs, transposed_spec
 
 __all__ = ["ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "conv_transpose", "fold"]
@@ -131,6 +132,41 @@ def fold(z: torch.Tensor, pads: tuple[tuple[int, int], ...], mode: str) -> torch
     return out
 
 
+def _per_dim(value: Any, rank: int) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank
+
+
+def _geometry(input_shape, weight_shape, stride, padding, output_padding, dilation, output_size,
+              padding_mode):
+    """The geometry of an already checked call in plain Python arithmetic on the shapes (no NumPy), so
+    that ``torch.compile`` traces it, with static or symbolic sizes, and leaves no graph break:
+    ``(unbatched, rank, stride, dilation, crop, pads)``, ``crop`` the ``(before, after)`` zero-pad
+    (positive) or crop (negative) of PyTorch's full ``conv_transpose`` result, the output for zeros
+    and the padded domain for the other modes (:attr:`tconv.core.spec.ConvSpec.core_crop`)."""
+    rank = len(weight_shape) - 2
+    n, kernel = tuple(input_shape[-rank:]), tuple(weight_shape[2:])
+    stride, dilation = _per_dim(stride, rank), _per_dim(dilation, rank)
+    if padding == "same":
+        same = [same_transposed(ni, k, s, d) for ni, k, s, d in zip(n, kernel, stride, dilation)]
+        pads, extra = tuple(p for p, _ in same), tuple(e for _, e in same)
+    else:
+        if padding == "valid":
+            padding = 0
+        pads = tuple(p if isinstance(p, (tuple, list)) else (p, p) for p in _per_dim(padding, rank))
+        pads = tuple((p[0], p[1]) for p in pads)
+        if output_size is None:
+            extra = _per_dim(output_padding, rank)
+        else:
+            request = tuple(output_size)[-rank:]
+            extra = tuple(r - transposed_size(ni, k, s, p, d)
+                          for r, ni, k, s, p, d in zip(request, n, kernel, stride, pads, dilation))
+    if padding_mode == "zeros":
+        crop = tuple((-b, e - a) for (b, a), e in zip(pads, extra))
+    else:
+        crop = tuple((0, e) for e in extra)
+    return len(input_shape) == rank + 1, rank, stride, dilation, crop, pads
+
+
 def conv_transpose(
     input: torch.Tensor,
     weight: torch.Tensor,
@@ -164,29 +200,24 @@ def conv_transpose(
         )
     if bias is not None and not isinstance(bias, torch.Tensor):
         raise TypeError(f"{op}: bias must be a torch tensor or None, got {type(bias).__name__}")
-    spec = spec_of(
-        op,
-        tuple(input.shape),
-        tuple(weight.shape),
-        None if bias is None else tuple(bias.shape),
-        stride,
-        padding,
-        output_padding,
-        groups,
-        dilation,
-        output_size,
-        padding_mode,
+    # tconv's checks (NumPy shape arithmetic, messages naming the argument) run in eager mode; inside
+    # torch.compile they are skipped, and a bad argument fails in PyTorch's own ops instead
+    if not torch.compiler.is_compiling():
+        spec_of(op, tuple(input.shape), tuple(weight.shape), None if bias is None else tuple(bias.shape),
+                stride, padding, output_padding, groups, dilation, output_size, padding_mode)
+    unbatched, rank, stride, dilation, crop, pads = _geometry(
+        input.shape, weight.shape, stride, padding, output_padding, dilation, output_size, padding_mode
     )
-    unbatched = spec.batch is None
+    mode = padding_mode
     x = input.unsqueeze(0) if unbatched else input
-    z = _CONV_TRANSPOSE[spec.rank](x, weight, None, spec.stride, 0, 0, spec.groups, spec.dilation)
+    z = _CONV_TRANSPOSE[rank](x, weight, None, stride, 0, 0, groups, dilation)
     # z covers the full scatter (n-1)*s + d*(k-1) + 1; the algorithm's crop (zeros: the output itself;
     # other modes: the padded domain, extended by extra = output_padding pixels) then the fold.
-    z = _pad_or_crop(z, tuple((-b, -a) for b, a in spec.core_crop))
-    if spec.padding_mode != "zeros":
-        z = fold(z, spec.pads, spec.padding_mode)
+    z = _pad_or_crop(z, crop)
+    if mode != "zeros":
+        z = fold(z, pads, mode)
     if bias is not None:
-        z = z + bias.reshape((1, -1) + (1,) * spec.rank)
+        z = z + bias.reshape((1, -1) + (1,) * rank)
     return z.squeeze(0) if unbatched else z
 
 
