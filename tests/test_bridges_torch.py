@@ -257,3 +257,14 @@ def test_torch_compile_fullgraph_matches_eager(mode):
     for shape in [(1, 2, 5, 4), (2, 2, 6, 7)]:
         x = torch.randn(*shape, dtype=torch.float64)
         torch.testing.assert_close(compiled(x), mod(x), rtol=1e-12, atol=1e-12)
+
+
+def test_the_readme_example_runs(capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("## Use it in PyTorch / JAX\n")
+    section = text[start:text.index("\n## ", start + 1)]
+    (example,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    exec(compile(example, "README.md", "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out == "(2, 8, 64, 64) (2, 8, 64, 63)\n"
