@@ -268,3 +268,24 @@ def test_the_readme_example_runs(capsys):
     (example,) = re.findall(r"```python\n(.*?)```", section, re.S)
     exec(compile(example, "README.md", "exec"), {"__name__": "readme"})
     assert capsys.readouterr().out == "(2, 8, 64, 64) (2, 8, 64, 63)\n"
+
+
+def test_import_tconv_loads_neither_torch_nor_the_bridge():
+    import subprocess
+    import sys
+
+    code = ("import sys, tconv; "
+            "print(sorted(m for m in ('torch', 'tconv.bridges', 'tconv.torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_interop_reads_the_module_with_its_padding_and_mode():
+    from tconv.interop import from_torch
+
+    mod = tt.ConvTranspose2d(2, 3, 3, stride=2, padding=((0, 1), (1, 1)), padding_mode="reflect",
+                             dtype=torch.float64)
+    layer = from_torch(mod)
+    assert (layer.padding, layer.padding_mode) == (((0, 1), (1, 1)), "reflect")
+    x = torch.randn(1, 2, 4, 5, dtype=torch.float64)
+    np.testing.assert_allclose(layer(x.numpy()), mod(x).detach().numpy(), rtol=1e-12, atol=1e-12)

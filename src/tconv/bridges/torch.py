@@ -10,8 +10,9 @@ padding_mode=M)``. It is computed as PyTorch's own ``conv_transpose`` into the p
 zero padding's border is cropped. Only slicing, ``flip``, ``sum`` and in-place adds on a fresh tensor:
 no NumPy round trip, no loop over pixels, so it runs on the tensor's device and autograd differentiates it.
 
-Arguments are checked by tconv's own spec (:mod:`tconv.core.spec`) on the shapes, so the messages are
-those of :func:`tconv.conv_transpose`.
+In eager mode the arguments are checked by tconv's own spec (:mod:`tconv.core.spec`) on the shapes, so
+the messages are those of :func:`tconv.conv_transpose`; under ``torch.compile`` the geometry is plain
+Python arithmetic that dynamo traces (no graph break, static or symbolic sizes).
 
 >>> import torch
 >>> from tconv.torch import ConvTranspose2d, conv_transpose
