@@ -9,7 +9,8 @@ TypeError); a dask weight or bias is computed at the call (they are small).
 the batch axis the output keeps the input's chunks; along each spatial axis, input chunk ``[a, b)``
 makes output block ``[a*s - crop, b*s - crop)`` (the image of the chunk under the stride, cropped by
 the padding before; the first block starts at 0, the last ends at the output's end, so output_padding
-pixels fall in the last block). That block needs the input pixels whose kernel windows reach it: the
+pixels fall in the last block; a chunk whose whole image is cropped away makes no block, since dask
+handles empty chunks poorly downstream). That block needs the input pixels whose kernel windows reach it: the
 chunk and a *halo* of ``floor(dilation*(kernel - 1) / stride)`` pixels before it, no more (pixel ``i``
 reaches ``i*s .. i*s + d*(k-1)``). Each output block is one task: the chunk with its halo (gathered from
 as many neighbouring chunks as it spans, so chunks smaller than the kernel work), and the in-memory
