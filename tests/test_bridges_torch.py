@@ -57,6 +57,9 @@ def bridge_configs(draw, rank, mode):
         output_padding=output_padding,
         mode=mode,
         bias=draw(st.booleans()),
+        # output_size reaches output_padding < stride only (torch's rule; dilation allows more)
+        via_output_size=form != "same" and all(o < s for o, s in zip(output_padding, stride))
+        and draw(st.booleans()),
         seed=draw(st.integers(0, 2**16)),
     )
 
@@ -107,7 +110,12 @@ def test_matches_numpy_adjoint_and_gradients(mode, rank, data):
         with pytest.raises(ValueError, match=re.escape(str(exc).split(": ", 1)[1])):
             tt.conv_transpose(xt, wt, bt, *args, padding_mode=cfg["mode"])
         return
-    got = tt.conv_transpose(xt, wt, bt, *args, padding_mode=cfg["mode"])
+    if cfg["via_output_size"]:  # the same size asked for as output_size, torch's way
+        args_size = (cfg["stride"], cfg["padding"], 0, cfg["groups"], cfg["dilation"])
+        got = tt.conv_transpose(xt, wt, bt, *args_size, padding_mode=cfg["mode"],
+                                output_size=expected.shape[2:])
+    else:
+        got = tt.conv_transpose(xt, wt, bt, *args, padding_mode=cfg["mode"])
     assert got.dtype == torch.float64 and tuple(got.shape) == expected.shape
     np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-10, atol=1e-10)
 
