@@ -297,3 +297,14 @@ def test_interop_reads_the_module_with_its_padding_and_mode():
     assert (layer.padding, layer.padding_mode) == (((0, 1), (1, 1)), "reflect")
     x = torch.randn(1, 2, 4, 5, dtype=torch.float64)
     np.testing.assert_allclose(layer(x.numpy()), mod(x).detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding", [np.array([1, 2]), np.array([[0, 1], [2, 1]]), "valid", [1, (0, 2)]])
+def test_arguments_as_lists_and_numpy_arrays(padding):
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
+    w = torch.randn(2, 3, 3, 3, dtype=torch.float64)
+    stride = np.array([2, 1])
+    got = tt.conv_transpose(x, w, stride=stride, padding=padding, padding_mode="circular")
+    expected = tconv.conv_transpose(x.numpy(), w.numpy(), stride=stride, padding=padding,
+                                    padding_mode="circular")
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12, atol=1e-12)

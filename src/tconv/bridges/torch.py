@@ -134,7 +134,8 @@ def fold(z: torch.Tensor, pads: tuple[tuple[int, int], ...], mode: str) -> torch
 
 
 def _per_dim(value: Any, rank: int) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank
+    """An argument given once or per dimension (a tuple, list or NumPy array), per dimension."""
+    return tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else (value,) * rank
 
 
 def _geometry(input_shape, weight_shape, stride, padding, output_padding, dilation, output_size,
@@ -146,17 +147,18 @@ def _geometry(input_shape, weight_shape, stride, padding, output_padding, dilati
     and the padded domain for the other modes (:attr:`tconv.core.spec.ConvSpec.core_crop`)."""
     rank = len(weight_shape) - 2
     n, kernel = tuple(input_shape[-rank:]), tuple(weight_shape[2:])
-    stride, dilation = _per_dim(stride, rank), _per_dim(dilation, rank)
-    if padding == "same":
+    stride = tuple(int(v) for v in _per_dim(stride, rank))
+    dilation = tuple(int(v) for v in _per_dim(dilation, rank))
+    if isinstance(padding, str) and padding == "same":
         same = [same_transposed(ni, k, s, d) for ni, k, s, d in zip(n, kernel, stride, dilation)]
         pads, extra = tuple(p for p, _ in same), tuple(e for _, e in same)
     else:
-        if padding == "valid":
+        if isinstance(padding, str):  # 'valid' (anything else was refused by the spec)
             padding = 0
-        pads = tuple(p if isinstance(p, (tuple, list)) else (p, p) for p in _per_dim(padding, rank))
-        pads = tuple((p[0], p[1]) for p in pads)
+        pads = tuple(_per_dim(p, 2) for p in _per_dim(padding, rank))
+        pads = tuple((int(p[0]), int(p[1])) for p in pads)
         if output_size is None:
-            extra = _per_dim(output_padding, rank)
+            extra = tuple(int(v) for v in _per_dim(output_padding, rank))
         else:
             request = tuple(output_size)[-rank:]
             extra = tuple(r - transposed_size(ni, k, s, p, d)
