@@ -1,0 +1,194 @@
+"""tconv's transposed convolution in JAX's own ops: every padding mode, any padding, jit, grad, vmap.
+
+``jax.lax.conv_transpose`` has no padding modes, and Flax's ``ConvTranspose`` only a CIRCULAR one.
+Here are circular/reflect/replicate, ``padding='same'`` and asymmetric ``(before, after)`` padding with
+tconv's exact semantics (the transposed convolution with padding mode ``M`` is the adjoint of the
+convolution with that padding mode), in PyTorch's argument names and layout: channels-first input
+``(N, C_in, *in)`` and weight ``(C_in, C_out/groups, *k)``. It is computed as ``lax.conv_general_dilated``
+(the input dilated by the stride, the kernel flipped with in/out channels swapped per group) into the
+padded domain, followed by the *fold* in ``jnp``: each border strip is added onto the pixels the
+convolution copied it from, and zero padding's border is cropped.
+
+The arguments are checked by tconv's own spec (:mod:`tconv.core.spec`) on the shapes, which are static
+under ``jax.jit`` too; stride, padding, output_padding, groups, dilation and padding_mode must be
+static (Python values).
+
+>>> import jax.numpy as jnp
+>>> from tconv.jax import conv_transpose
+>>> conv_transpose(jnp.ones((1, 1, 3)), jnp.ones((1, 1, 3)), padding=1, padding_mode="circular")
+Array([[[3., 3., 3.]]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.padding import PADDING_MODES
+from ..core.shapes import same_transposed
+from ..core.spec import ConvSpec, transposed_spec
+
+__all__ = ["conv_transpose", "fold"]
+
+_DIMENSION_NUMBERS = {
+    1: ("NCH", "OIH", "NCH"),
+    2: ("NCHW", "OIHW", "NCHW"),
+    3: ("NCDHW", "OIDHW", "NCDHW"),
+}
+
+
+def _stand_in(shape: tuple[int, ...]) -> np.ndarray:
+    """A read-only array of ``shape`` that occupies one element: tconv's spec reads only shapes."""
+    return np.broadcast_to(np.zeros((), np.float64), tuple(shape))
+
+
+def spec_of(op, input_shape, weight_shape, bias_shape, stride=1, padding=0, output_padding=0, groups=1,
+            dilation=1, output_size=None, padding_mode="zeros") -> ConvSpec:
+    """tconv's validated :class:`~tconv.core.spec.ConvSpec` for arrays of these shapes."""
+    if len(weight_shape) < 3 or len(weight_shape) > 5:
+        raise ValueError(
+            f"{op}: weight must have 3, 4 or 5 dimensions (C_in, C_out/groups, *kernel) for a 1d, 2d "
+            f"or 3d transposed convolution, got shape {tuple(weight_shape)}"
+        )
+    return transposed_spec(
+        op, _stand_in(input_shape), _stand_in(weight_shape),
+        None if bias_shape is None else _stand_in(bias_shape),
+        stride, padding, output_padding, groups, dilation, output_size, padding_mode,
+        in_memory=False,
+    )
+
+
+def _per_dim(value: Any, rank: int) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else (value,) * rank
+
+
+def _geometry(input_shape, weight_shape, stride, padding, output_padding, dilation, padding_mode):
+    """``(unbatched, rank, stride, dilation, crop, pads)`` of an already checked call, as in
+    :func:`tconv.bridges.torch._geometry`: ``crop`` the ``(before, after)`` zero-pad (positive) or crop
+    (negative) of the full scatter, giving the output for zeros and the padded domain otherwise."""
+    rank = len(weight_shape) - 2
+    n, kernel = tuple(input_shape[-rank:]), tuple(weight_shape[2:])
+    stride = tuple(int(v) for v in _per_dim(stride, rank))
+    dilation = tuple(int(v) for v in _per_dim(dilation, rank))
+    if isinstance(padding, str) and padding == "same":
+        same = [same_transposed(ni, k, s, d) for ni, k, s, d in zip(n, kernel, stride, dilation)]
+        pads, extra = tuple(p for p, _ in same), tuple(e for _, e in same)
+    else:
+        if isinstance(padding, str):  # 'valid'
+            padding = 0
+        pads = tuple(_per_dim(p, 2) for p in _per_dim(padding, rank))
+        pads = tuple((int(p[0]), int(p[1])) for p in pads)
+        extra = tuple(int(v) for v in _per_dim(output_padding, rank))
+    if padding_mode == "zeros":
+        crop = tuple((-b, e - a) for (b, a), e in zip(pads, extra))
+    else:
+        crop = tuple((0, e) for e in extra)
+    return len(input_shape) == rank + 1, rank, stride, dilation, crop, pads
+
+
+def _narrow(z: jax.Array, dim: int, start: int, length: int) -> jax.Array:
+    return jax.lax.slice_in_dim(z, start, start + length, axis=dim)
+
+
+def _add_at(z: jax.Array, dim: int, start: int, value: jax.Array) -> jax.Array:
+    index = [slice(None)] * z.ndim
+    index[dim] = slice(start, start + value.shape[dim])
+    return z.at[tuple(index)].add(value)
+
+
+def fold(z: jax.Array, pads: tuple[tuple[int, int], ...], mode: str) -> jax.Array:
+    """The transpose of padding the last ``len(pads)`` dims by ``(before, after)`` in mode ``mode``
+    (:func:`tconv.core.padding.fold` in jnp); ``zeros`` crops.
+
+    >>> fold(jnp.array([1., 2., 3., 4., 5., 6.]), ((2, 1),), "reflect")
+    Array([ 3., 12.,  6.], dtype=float32)
+    """
+    if mode not in PADDING_MODES:
+        raise ValueError(f"fold: padding_mode must be one of {PADDING_MODES}, got {mode!r}")
+    first = z.ndim - len(pads)
+    out = z
+    for i, (before, after) in enumerate(pads):
+        if not (before or after):
+            continue
+        dim = first + i
+        size = out.shape[dim] - before - after
+        folded = _narrow(out, dim, before, size)
+        if mode == "zeros":
+            out = folded
+            continue
+        head = _narrow(out, dim, 0, before)
+        tail = _narrow(out, dim, before + size, after)
+        if mode == "circular":
+            if before:
+                folded = _add_at(folded, dim, size - before, head)
+            if after:
+                folded = _add_at(folded, dim, 0, tail)
+        elif mode == "reflect":
+            if before:
+                folded = _add_at(folded, dim, 1, jnp.flip(head, dim))
+            if after:
+                folded = _add_at(folded, dim, size - 1 - after, jnp.flip(tail, dim))
+        else:  # replicate
+            if before:
+                folded = _add_at(folded, dim, 0, head.sum(dim, keepdims=True))
+            if after:
+                folded = _add_at(folded, dim, size - 1, tail.sum(dim, keepdims=True))
+        out = folded
+    return out
+
+
+def conv_transpose(
+    x: jax.Array,
+    w: jax.Array,
+    bias: jax.Array | None = None,
+    stride: int | tuple[int, ...] = 1,
+    padding: int | str | tuple = 0,
+    output_padding: int | tuple[int, ...] = 0,
+    groups: int = 1,
+    dilation: int | tuple[int, ...] = 1,
+    padding_mode: str = "zeros",
+) -> jax.Array:
+    """Transposed convolution of spatial rank 1, 2 or 3 (``w.ndim - 2``) with tconv's semantics.
+
+    Arguments as :func:`tconv.conv_transpose` / ``torch.nn.functional.conv_transpose2d``:
+    ``padding`` an int, one int per dimension, one ``(before, after)`` pair per dimension, ``'valid'``
+    or ``'same'``; ``padding_mode`` in zeros/circular/reflect/replicate. x ``(N, C_in, *in)`` or
+    unbatched ``(C_in, *in)``; w ``(C_in, C_out/groups, *k)``; bias ``(C_out,)``.
+    """
+    op = "conv_transpose"
+    x, w = jnp.asarray(x), jnp.asarray(w)
+    spec_of(op, tuple(x.shape), tuple(w.shape), None if bias is None else tuple(jnp.shape(bias)),
+            stride, padding, output_padding, groups, dilation, None, padding_mode)
+    unbatched, rank, stride, dilation, crop, pads = _geometry(
+        x.shape, w.shape, stride, padding, output_padding, dilation, padding_mode
+    )
+    return _compute(x, w, None if bias is None else jnp.asarray(bias), stride, dilation, crop, pads,
+                    int(groups), padding_mode, unbatched, rank)
+
+
+@functools.partial(jax.jit, static_argnums=tuple(range(3, 11)))
+def _compute(x, w, bias, stride, dilation, crop, pads, groups, padding_mode, unbatched, rank):
+    """The checked call as one compiled computation (one XLA compile per geometry, not one per op)."""
+    if unbatched:
+        x = x[None]
+    c_in, c_out_g, kernel = w.shape[0], w.shape[1], w.shape[2:]
+    # (C_in, C_out/g, *k) -> (C_out, C_in/g, *k), spatially flipped: the forward kernel of the scatter
+    k = w.reshape((groups, c_in // groups, c_out_g) + kernel)
+    k = jnp.swapaxes(k, 1, 2).reshape((groups * c_out_g, c_in // groups) + kernel)
+    k = jnp.flip(k, tuple(range(2, 2 + rank)))
+    full = [(d * (kk - 1), d * (kk - 1)) for kk, d in zip(kernel, dilation)]
+    z = jax.lax.conv_general_dilated(
+        x, k.astype(x.dtype), window_strides=(1,) * rank, padding=full, lhs_dilation=stride,
+        rhs_dilation=dilation, dimension_numbers=_DIMENSION_NUMBERS[rank], feature_group_count=groups,
+    )
+    if any(b or a for b, a in crop):
+        z = jax.lax.pad(z, jnp.zeros((), z.dtype), [(0, 0, 0), (0, 0, 0)] + [(b, a, 0) for b, a in crop])
+    if padding_mode != "zeros":
+        z = fold(z, pads, padding_mode)
+    if bias is not None:
+        z = z + jnp.asarray(bias, z.dtype).reshape((1, -1) + (1,) * rank)
+    return z[0] if unbatched else z

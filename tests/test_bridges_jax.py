@@ -1,0 +1,145 @@
+"""tconv.jax (issue #13): the transposed convolution with tconv's semantics in JAX's own ops.
+
+Reference, not computed by the code under test: tconv's NumPy conv_transpose and
+conv_transpose_backward. Float32 in JAX (x64 left off, so no other test is disturbed), compared with
+a tolerance against the float64 reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+
+import tconv  # noqa: E402
+import tconv.jax as tj  # noqa: E402
+
+MODES = tconv.PADDING_MODES
+FORMS = ("int", "per-dim", "pairs", "same")
+
+
+def _config(rng: np.random.Generator, rank: int, mode: str, form: str) -> dict:
+    groups = int(rng.choice([1, 2]))
+    stride = tuple(int(v) for v in rng.integers(1, 4, rank))
+    dilation = tuple(int(v) for v in rng.integers(1, 3, rank))
+    if form == "int":
+        padding = int(rng.integers(0, 3))
+    elif form == "per-dim":
+        padding = tuple(int(v) for v in rng.integers(0, 3, rank))
+    elif form == "pairs":
+        padding = tuple((int(a), int(b)) for a, b in rng.integers(0, 3, (rank, 2)))
+    else:
+        padding = "same"
+    output_padding = (0,) * rank if form == "same" else tuple(
+        int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
+    return dict(
+        x=rng.standard_normal((int(rng.integers(1, 3)), groups * int(rng.integers(1, 3)))
+                              + tuple(int(v) for v in rng.integers(3, 7, rank))),
+        w_shape=(groups * int(rng.integers(1, 3)),) + tuple(int(v) for v in rng.integers(1, 4, rank)),
+        groups=groups, stride=stride, dilation=dilation, padding=padding,
+        output_padding=output_padding, mode=mode, bias=bool(rng.integers(0, 2)),
+    )
+
+
+def _arrays(rng, cfg):
+    x = cfg["x"]
+    c_out = cfg["w_shape"][0]
+    w = rng.standard_normal((x.shape[1], c_out // cfg["groups"]) + cfg["w_shape"][1:])
+    b = rng.standard_normal(c_out) if cfg["bias"] else None
+    kwargs = dict(stride=cfg["stride"], padding=cfg["padding"], output_padding=cfg["output_padding"],
+                  groups=cfg["groups"], dilation=cfg["dilation"], padding_mode=cfg["mode"])
+    return x, w, b, kwargs
+
+
+def _f32(a):
+    return None if a is None else jnp.asarray(a, jnp.float32)
+
+
+CASES = [(rank, mode, form, seed) for rank in (1, 2) for mode in MODES for form in FORMS
+         for seed in range(1)]
+
+
+@pytest.mark.parametrize("rank,mode,form,seed", CASES)
+def test_matches_tconv_numpy(rank, mode, form, seed):
+    rng = np.random.default_rng([rank, MODES.index(mode), FORMS.index(form), seed])
+    for _ in range(20):  # the first configuration tconv accepts (circular/reflect limit the padding)
+        cfg = _config(rng, rank, mode, form)
+        x, w, b, kwargs = _arrays(rng, cfg)
+        try:
+            want = tconv.conv_transpose(x, w, b, **kwargs)
+        except ValueError as error:  # the bridge checks with the same spec and says the same
+            with pytest.raises(ValueError, match=str(error).split(":")[0]):
+                tj.conv_transpose(_f32(x), _f32(w), _f32(b), **kwargs)
+            continue
+        got = tj.conv_transpose(_f32(x), _f32(w), _f32(b), **kwargs)
+        assert got.shape == want.shape and got.dtype == jnp.float32
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+        return
+    pytest.fail("no valid configuration drawn")
+
+
+JIT_GRAD = [
+    (1, "circular", dict(stride=2, padding=((1, 2),), output_padding=1, groups=2, dilation=1)),
+    (2, "reflect", dict(stride=(2, 1), padding="same", groups=1, dilation=(1, 2))),
+    (2, "replicate", dict(stride=3, padding=(1, 2), output_padding=(2, 0), groups=2, dilation=1)),
+    (2, "zeros", dict(stride=2, padding=((0, 1), (2, 1)), groups=1, dilation=2)),
+]
+
+
+def _jit_case(rank, mode, kwargs):
+    rng = np.random.default_rng(rank + len(mode))
+    x = rng.standard_normal((2, 4) + (5,) * rank)
+    w = rng.standard_normal((4, 3) + (3,) * rank)
+    b = rng.standard_normal(3 * kwargs["groups"])
+    return x, w, b, dict(kwargs, padding_mode=mode)
+
+
+@pytest.mark.parametrize("rank,mode,kwargs", JIT_GRAD)
+def test_jit_equals_eager(rank, mode, kwargs):
+    x, w, b, kw = _jit_case(rank, mode, kwargs)
+    eager = tj.conv_transpose(_f32(x), _f32(w), _f32(b), **kw)
+    jitted = jax.jit(lambda x, w, b: tj.conv_transpose(x, w, b, **kw))(_f32(x), _f32(w), _f32(b))
+    np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rank,mode,kwargs", JIT_GRAD)
+def test_vjp_matches_conv_transpose_backward(rank, mode, kwargs):
+    x, w, b, kw = _jit_case(rank, mode, kwargs)
+    y, vjp = jax.vjp(lambda x, w, b: tj.conv_transpose(x, w, b, **kw), _f32(x), _f32(w), _f32(b))
+    g = np.random.default_rng(7).standard_normal(y.shape)
+    gx, gw, gb = vjp(_f32(g))
+    want = tconv.conv_transpose_backward(g, x, w, **kw)
+    for got, ref in zip((gx, gw, gb), want):
+        np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-4, atol=1e-3)
+
+
+def test_grad_under_jit():
+    x, w, b, kw = _jit_case(*JIT_GRAD[0])
+    loss = jax.jit(jax.grad(lambda w: tj.conv_transpose(_f32(x), w, None, **kw).sum()))
+    gw = loss(_f32(w))
+    want = tconv.conv_transpose_backward(np.ones(tconv.conv_transpose(x, w, **kw).shape), x, w, **kw)[1]
+    np.testing.assert_allclose(np.asarray(gw), want, rtol=1e-4, atol=1e-3)
+
+
+def test_unbatched_in_unbatched_out():
+    x, w, b, kw = _jit_case(*JIT_GRAD[2])
+    got = tj.conv_transpose(_f32(x[0]), _f32(w), _f32(b), **kw)
+    np.testing.assert_allclose(np.asarray(got), tconv.conv_transpose(x[0], w, b, **kw), rtol=1e-4, atol=1e-4)
+
+
+def test_vmap_over_unbatched_inputs():
+    x, w, b, kw = _jit_case(*JIT_GRAD[1])
+    mapped = jax.vmap(lambda xi: tj.conv_transpose(xi, _f32(w), _f32(b), **kw))(_f32(x))
+    np.testing.assert_allclose(np.asarray(mapped), tconv.conv_transpose(x, w, b, **kw),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_fold_and_errors():
+    np.testing.assert_allclose(np.asarray(tj.fold(jnp.arange(1.0, 7.0), ((2, 1),), "reflect")),
+                               [3.0, 12.0, 6.0])
+    with pytest.raises(ValueError, match="padding_mode"):
+        tj.conv_transpose(jnp.ones((1, 1, 3)), jnp.ones((1, 1, 3)), padding_mode="mirror")
+    with pytest.raises(ValueError, match="weight"):
+        tj.conv_transpose(jnp.ones((1, 1, 3)), jnp.ones((1, 3)))
