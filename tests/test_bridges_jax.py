@@ -143,3 +143,15 @@ def test_fold_and_errors():
         tj.conv_transpose(jnp.ones((1, 1, 3)), jnp.ones((1, 1, 3)), padding_mode="mirror")
     with pytest.raises(ValueError, match="weight"):
         tj.conv_transpose(jnp.ones((1, 1, 3)), jnp.ones((1, 3)))
+
+
+def test_the_readme_example_runs(capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("## Use it in PyTorch / JAX\n")
+    section = text[start:text.index("\n## ", start + 1)]
+    (example,) = re.findall(r"```py\n(.*?)```", section, re.S)  # the torch example is ```python
+    exec(compile(example, "README.md", "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out == "(2, 8, 64, 64) (16, 8, 4, 4) (2, 8, 65, 64)\n"
