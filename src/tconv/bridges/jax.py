@@ -22,15 +22,12 @@ Array([[[3., 3., 3.]]], dtype=float32)
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ..core.padding import PADDING_MODES
-from ..core.shapes import same_transposed
-from ..core.spec import ConvSpec, transposed_spec
+from .common import geometry, spec_of
 
 __all__ = ["conv_transpose", "fold"]
 
@@ -39,55 +36,6 @@ _DIMENSION_NUMBERS = {
     2: ("NCHW", "OIHW", "NCHW"),
     3: ("NCDHW", "OIDHW", "NCDHW"),
 }
-
-
-def _stand_in(shape: tuple[int, ...]) -> np.ndarray:
-    """A read-only array of ``shape`` that occupies one element: tconv's spec reads only shapes."""
-    return np.broadcast_to(np.zeros((), np.float64), tuple(shape))
-
-
-def spec_of(op, input_shape, weight_shape, bias_shape, stride=1, padding=0, output_padding=0, groups=1,
-            dilation=1, output_size=None, padding_mode="zeros") -> ConvSpec:
-    """tconv's validated :class:`~tconv.core.spec.ConvSpec` for arrays of these shapes."""
-    if len(weight_shape) < 3 or len(weight_shape) > 5:
-        raise ValueError(
-            f"{op}: weight must have 3, 4 or 5 dimensions (C_in, C_out/groups, *kernel) for a 1d, 2d "
-            f"or 3d transposed convolution, got shape {tuple(weight_shape)}"
-        )
-    return transposed_spec(
-        op, _stand_in(input_shape), _stand_in(weight_shape),
-        None if bias_shape is None else _stand_in(bias_shape),
-        stride, padding, output_padding, groups, dilation, output_size, padding_mode,
-        in_memory=False,
-    )
-
-
-def _per_dim(value: Any, rank: int) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else (value,) * rank
-
-
-def _geometry(input_shape, weight_shape, stride, padding, output_padding, dilation, padding_mode):
-    """``(unbatched, rank, stride, dilation, crop, pads)`` of an already checked call, as in
-    :func:`tconv.bridges.torch._geometry`: ``crop`` the ``(before, after)`` zero-pad (positive) or crop
-    (negative) of the full scatter, giving the output for zeros and the padded domain otherwise."""
-    rank = len(weight_shape) - 2
-    n, kernel = tuple(input_shape[-rank:]), tuple(weight_shape[2:])
-    stride = tuple(int(v) for v in _per_dim(stride, rank))
-    dilation = tuple(int(v) for v in _per_dim(dilation, rank))
-    if isinstance(padding, str) and padding == "same":
-        same = [same_transposed(ni, k, s, d) for ni, k, s, d in zip(n, kernel, stride, dilation)]
-        pads, extra = tuple(p for p, _ in same), tuple(e for _, e in same)
-    else:
-        if isinstance(padding, str):  # 'valid'
-            padding = 0
-        pads = tuple(_per_dim(p, 2) for p in _per_dim(padding, rank))
-        pads = tuple((int(p[0]), int(p[1])) for p in pads)
-        extra = tuple(int(v) for v in _per_dim(output_padding, rank))
-    if padding_mode == "zeros":
-        crop = tuple((-b, e - a) for (b, a), e in zip(pads, extra))
-    else:
-        crop = tuple((0, e) for e in extra)
-    return len(input_shape) == rank + 1, rank, stride, dilation, crop, pads
 
 
 def _narrow(z: jax.Array, dim: int, start: int, length: int) -> jax.Array:
@@ -163,8 +111,8 @@ def conv_transpose(
     x, w = jnp.asarray(x), jnp.asarray(w)
     spec_of(op, tuple(x.shape), tuple(w.shape), None if bias is None else tuple(jnp.shape(bias)),
             stride, padding, output_padding, groups, dilation, None, padding_mode)
-    unbatched, rank, stride, dilation, crop, pads = _geometry(
-        x.shape, w.shape, stride, padding, output_padding, dilation, padding_mode
+    unbatched, rank, stride, dilation, crop, pads = geometry(
+        x.shape, w.shape, stride, padding, output_padding, dilation, None, padding_mode
     )
     return _compute(x, w, None if bias is None else jnp.asarray(bias), stride, dilation, crop, pads,
                     int(groups), padding_mode, unbatched, rank)

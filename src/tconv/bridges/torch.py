@@ -28,57 +28,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..core.padding import PADDING_MODES
-from ..core.shapes import same_transposed, transposed_size
-from ..core.spec import ConvSpec, check_output_padding, padding_pairs, transposed_spec
+from ..core.spec import check_output_padding, padding_pairs
+from .common import geometry, spec_of
 
 __all__ = ["ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "conv_transpose", "fold"]
 
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
-
-
-def _stand_in(shape: tuple[int, ...]) -> np.ndarray:
-    """A read-only array of ``shape`` that occupies one element: tconv's spec reads only shapes."""
-    return np.broadcast_to(np.zeros((), np.float64), tuple(shape))
-
-
-def spec_of(
-    op: str,
-    input_shape: tuple[int, ...],
-    weight_shape: tuple[int, ...],
-    bias_shape: tuple[int, ...] | None,
-    stride: Any = 1,
-    padding: Any = 0,
-    output_padding: Any = 0,
-    groups: Any = 1,
-    dilation: Any = 1,
-    output_size: Any = None,
-    padding_mode: Any = "zeros",
-) -> ConvSpec:
-    """tconv's validated :class:`~tconv.core.spec.ConvSpec` for tensors of these shapes."""
-    if len(weight_shape) < 3 or len(weight_shape) > 5:
-        raise ValueError(
-            f"{op}: weight must have 3, 4 or 5 dimensions (C_in, C_out/groups, *kernel) for a 1d, 2d "
-            f"or 3d transposed convolution, got shape {tuple(weight_shape)}"
-        )
-    return transposed_spec(
-        op,
-        _stand_in(input_shape),
-        _stand_in(weight_shape),
-        None if bias_shape is None else _stand_in(bias_shape),
-        stride,
-        padding,
-        output_padding,
-        groups,
-        dilation,
-        output_size,
-        padding_mode,
-        in_memory=False,  # the tensor may live on a device; PyTorch reports its own memory errors
-    )
 
 
 def _pad_or_crop(z: torch.Tensor, pairs: tuple[tuple[int, int], ...]) -> torch.Tensor:
@@ -133,43 +92,6 @@ def fold(z: torch.Tensor, pads: tuple[tuple[int, int], ...], mode: str) -> torch
     return out
 
 
-def _per_dim(value: Any, rank: int) -> tuple:
-    """An argument given once or per dimension (a tuple, list or NumPy array), per dimension."""
-    return tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else (value,) * rank
-
-
-def _geometry(input_shape, weight_shape, stride, padding, output_padding, dilation, output_size,
-              padding_mode):
-    """The geometry of an already checked call in plain Python arithmetic on the shapes (no NumPy), so
-    that ``torch.compile`` traces it, with static or symbolic sizes, and leaves no graph break:
-    ``(unbatched, rank, stride, dilation, crop, pads)``, ``crop`` the ``(before, after)`` zero-pad
-    (positive) or crop (negative) of PyTorch's full ``conv_transpose`` result, the output for zeros
-    and the padded domain for the other modes (:attr:`tconv.core.spec.ConvSpec.core_crop`)."""
-    rank = len(weight_shape) - 2
-    n, kernel = tuple(input_shape[-rank:]), tuple(weight_shape[2:])
-    stride = tuple(int(v) for v in _per_dim(stride, rank))
-    dilation = tuple(int(v) for v in _per_dim(dilation, rank))
-    if isinstance(padding, str) and padding == "same":
-        same = [same_transposed(ni, k, s, d) for ni, k, s, d in zip(n, kernel, stride, dilation)]
-        pads, extra = tuple(p for p, _ in same), tuple(e for _, e in same)
-    else:
-        if isinstance(padding, str):  # 'valid' (anything else was refused by the spec)
-            padding = 0
-        pads = tuple(_per_dim(p, 2) for p in _per_dim(padding, rank))
-        pads = tuple((int(p[0]), int(p[1])) for p in pads)
-        if output_size is None:
-            extra = tuple(int(v) for v in _per_dim(output_padding, rank))
-        else:
-            request = tuple(output_size)[-rank:]
-            extra = tuple(r - transposed_size(ni, k, s, p, d)
-                          for r, ni, k, s, p, d in zip(request, n, kernel, stride, pads, dilation))
-    if padding_mode == "zeros":
-        crop = tuple((-b, e - a) for (b, a), e in zip(pads, extra))
-    else:
-        crop = tuple((0, e) for e in extra)
-    return len(input_shape) == rank + 1, rank, stride, dilation, crop, pads
-
-
 def conv_transpose(
     input: torch.Tensor,
     weight: torch.Tensor,
@@ -208,7 +130,7 @@ def conv_transpose(
     if not torch.compiler.is_compiling():
         spec_of(op, tuple(input.shape), tuple(weight.shape), None if bias is None else tuple(bias.shape),
                 stride, padding, output_padding, groups, dilation, output_size, padding_mode)
-    unbatched, rank, stride, dilation, crop, pads = _geometry(
+    unbatched, rank, stride, dilation, crop, pads = geometry(
         input.shape, weight.shape, stride, padding, output_padding, dilation, output_size, padding_mode
     )
     mode = padding_mode
