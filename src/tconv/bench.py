@@ -763,6 +763,15 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def write_results(output: str, result: dict, table: str) -> None:
+    """``OUTPUT.json`` (the result) and ``OUTPUT.md`` (its table), folders made as needed."""
+    base = Path(output)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    base.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    base.with_suffix(".md").write_text(table + "\n")
+    print(f"\nwrote {base.with_suffix('.md')} and {base.with_suffix('.json')}")
+
+
 def select_layers(args) -> list[Layer]:
     """The layers ``tconv bench`` runs: ``--random SEED COUNT``, else ``--layers`` or the suite (with
     ``--dask`` and neither, the suite's :data:`tconv.bench_dask.DASK_LAYERS`); then ``--only``
@@ -801,9 +810,5 @@ def main(args) -> int:
     result = run(layers, threads=args.threads, min_seconds=args.seconds, backward=not args.no_backward,
                  min_runs=5 if args.runs is None else args.runs, algorithm=args.algorithm, suite=suite)
     if args.output:
-        base = Path(args.output)
-        base.parent.mkdir(parents=True, exist_ok=True)
-        base.with_suffix(".json").write_text(json.dumps(result, indent=2))
-        base.with_suffix(".md").write_text(markdown(result) + "\n")
-        print(f"\nwrote {base.with_suffix('.md')} and {base.with_suffix('.json')}")
+        write_results(args.output, result, markdown(result))
     return 0

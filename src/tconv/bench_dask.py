@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import re
 import shutil
@@ -45,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from .bench import AGREEMENT, Layer, _machine
+from .bench import AGREEMENT, Layer, _machine, write_results
 from .core.functional import conv_transpose
 from .engine.threads import num_threads
 
@@ -429,9 +428,5 @@ def main(args, layers: list[Layer]) -> int:
     result = run(layers, threads=args.threads, chunk_mb=chunk_mb, input_mb=input_mb,
                  runs=RUNS if args.runs is None else args.runs, progress=not args.no_progress)
     if args.output:
-        base = Path(args.output)
-        base.parent.mkdir(parents=True, exist_ok=True)
-        base.with_suffix(".json").write_text(json.dumps(result, indent=2))
-        base.with_suffix(".md").write_text(markdown(result) + "\n")
-        print(f"\nwrote {base.with_suffix('.md')} and {base.with_suffix('.json')}")
+        write_results(args.output, result, markdown(result))
     return 0
