@@ -39,16 +39,12 @@ from typing import Any
 
 import numpy as np
 
+from ..core.functional import _is_dask as is_dask
 from ..core.padding import source_index
 from ..core.spec import ConvSpec, as_array, conv_spec, result_dtype, transposed_spec
 from ..engine.threads import thread_num_threads
 
 _NUMPY_MODE = {"circular": "wrap", "reflect": "reflect", "replicate": "edge"}
-
-
-def is_dask(a: Any) -> bool:
-    """Whether ``a`` is a dask array (checked without importing dask)."""
-    return type(a).__module__.startswith("dask.array") and hasattr(a, "chunks")
 
 
 def checked(op: str, name: str, a: Any) -> tuple[Any, np.ndarray]:
