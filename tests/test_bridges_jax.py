@@ -1,11 +1,16 @@
 """tconv.jax (issue #13): the transposed convolution with tconv's semantics in JAX's own ops.
 
-Reference, not computed by the code under test: tconv's NumPy conv_transpose and
-conv_transpose_backward. Float32 in JAX (x64 left off, so no other test is disturbed), compared with
-a tolerance against the float64 reference.
+References, none computed by the code under test: tconv's NumPy conv_transpose and
+conv_transpose_backward, and the autograd adjoint (jax.vjp) of JAX's own padded convolution (jnp.pad
+with the mode, then lax.conv_general_dilated). Float32 in JAX (x64 left off, so no other test is
+disturbed), compared with a tolerance against float64 references. The Flax NNX module is in
+tests/test_bridges_flax.py.
 """
 
 from __future__ import annotations
+
+import functools
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +20,7 @@ jnp = pytest.importorskip("jax.numpy")
 
 import tconv  # noqa: E402
 import tconv.jax as tj  # noqa: E402
+from tconv.bridges.common import spec_of  # noqa: E402
 
 MODES = tconv.PADDING_MODES
 FORMS = ("int", "per-dim", "pairs", "same")
@@ -57,13 +63,50 @@ def _f32(a):
     return None if a is None else jnp.asarray(a, jnp.float32)
 
 
+# tconv's padding modes in jnp.pad's words
+JNP_MODE = {"zeros": "constant", "circular": "wrap", "reflect": "reflect", "replicate": "edge"}
+
+
+def jax_padded_conv(y, w, stride, pairs, dilation, groups, mode):
+    """JAX's own convolution with padding mode ``mode``: jnp.pad, then lax.conv_general_dilated with
+    no padding. ``w`` ``(C_in, C_out/groups, *k)`` is, read as OIHW, the kernel of the convolution from
+    the transposed convolution's C_out channels to its C_in channels."""
+    rank = w.ndim - 2
+    padded = jnp.pad(y, ((0, 0), (0, 0)) + tuple(pairs), mode=JNP_MODE[mode])
+    return jax.lax.conv_general_dilated(padded, w, window_strides=stride, padding=[(0, 0)] * rank,
+                                        rhs_dilation=dilation, feature_group_count=groups)
+
+
+def adjoint_of_jax_conv(x, w, b, kwargs, pairs, out_shape):
+    """The transposed convolution as the vjp of JAX's padded convolution at an output-sized y: the
+    cotangent is x, zero-extended (or cut) to the convolution's output size (output_padding >= stride,
+    possible with dilation, makes it larger than x)."""
+    stride, dilation = kwargs["stride"], kwargs["dilation"]
+    rank = w.ndim - 2
+    stride = stride if isinstance(stride, tuple) else (stride,) * rank
+    dilation = dilation if isinstance(dilation, tuple) else (dilation,) * rank
+    y = jnp.zeros(out_shape, jnp.float32)
+    conv = functools.partial(jax_padded_conv, w=_f32(w), stride=stride, pairs=pairs, dilation=dilation,
+                             groups=kwargs["groups"], mode=kwargs["padding_mode"])
+    out, vjp = jax.vjp(conv, y)
+    cot = np.zeros(out.shape, np.float32)
+    keep = tuple(slice(0, min(n, m)) for n, m in zip(x.shape[2:], out.shape[2:]))
+    cot[(Ellipsis, *keep)] = x[(Ellipsis, *keep)]
+    (got,) = vjp(jnp.asarray(cot))
+    if b is not None:
+        got = got + _f32(b).reshape((-1,) + (1,) * rank)
+    return got
+
+
 # every (mode, padding form) pair once, half in 1-d and half in 2-d (rotated by mode), and one 3-d per mode
 CASES = [(1 + (FORMS.index(form) + MODES.index(mode)) % 2, mode, form, 0) for mode in MODES for form in FORMS]
 CASES += [(3, mode, form, 0) for mode, form in zip(MODES, ("pairs", "same", "per-dim", "int"))]
 
 
 @pytest.mark.parametrize("rank,mode,form,seed", CASES)
-def test_matches_tconv_numpy(rank, mode, form, seed):
+def test_matches_tconv_numpy_the_jax_adjoint_and_backward(rank, mode, form, seed):
+    """Output vs tconv's NumPy and vs the vjp of JAX's own padded convolution; gradients (vjp) vs
+    tconv's conv_transpose_backward."""
     rng = np.random.default_rng([rank, MODES.index(mode), FORMS.index(form), seed])
     for _ in range(20):  # the first configuration tconv accepts (circular/reflect limit the padding)
         cfg = _config(rng, rank, mode, form)
@@ -74,11 +117,37 @@ def test_matches_tconv_numpy(rank, mode, form, seed):
             with pytest.raises(ValueError, match=str(error).split(":")[0]):
                 tj.conv_transpose(_f32(x), _f32(w), _f32(b), **kwargs)
             continue
-        got = tj.conv_transpose(_f32(x), _f32(w), _f32(b), **kwargs)
+        got, vjp = jax.vjp(functools.partial(tj.conv_transpose, **kwargs), _f32(x), _f32(w), _f32(b))
         assert got.shape == want.shape and got.dtype == jnp.float32
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+
+        pairs = spec_of("test", x.shape, w.shape, None, kwargs["stride"], kwargs["padding"],
+                        kwargs["output_padding"], kwargs["groups"], kwargs["dilation"], None, mode).pads
+        adjoint = adjoint_of_jax_conv(x, w, b, kwargs, pairs, want.shape)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(adjoint), rtol=1e-4, atol=1e-4)
+
+        g = rng.standard_normal(want.shape)
+        grads = vjp(_f32(g))
+        ref = tconv.conv_transpose_backward(g, x, w, **kwargs)
+        n = 3 if b is not None else 2  # without a bias, jax's vjp has no bias gradient
+        for name, grad, r in zip(("input", "weight", "bias")[:n], grads[:n], ref[:n]):
+            np.testing.assert_allclose(np.asarray(grad), r, rtol=1e-4, atol=2e-3, err_msg=name)
         return
     pytest.fail("no valid configuration drawn")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_output_size_chooses_output_padding(mode):
+    rng = np.random.default_rng(MODES.index(mode))
+    x, w = rng.standard_normal((2, 2, 4, 5)), rng.standard_normal((2, 3, 3, 3))
+    kw = dict(stride=(3, 2), padding=1, padding_mode=mode)
+    for size in [(10, 9), (12, 10), (1, 3, 11, 10)]:  # spatial sizes, or a full shape as torch takes
+        got = tj.conv_transpose(_f32(x), _f32(w), output_size=size, **kw)
+        want = tconv.conv_transpose(x, w, output_size=size[-2:], **kw)
+        assert got.shape[2:] == tuple(size[-2:])
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match=re.escape("valid sizes range from (10, 9) to (12, 10)")):
+        tj.conv_transpose(_f32(x), _f32(w), output_size=(13, 9), **kw)
 
 
 JIT_GRAD = [
@@ -99,21 +168,12 @@ def _jit_case(rank, mode, kwargs):
 
 @pytest.mark.parametrize("rank,mode,kwargs", JIT_GRAD)
 def test_jit_equals_eager(rank, mode, kwargs):
+    """jax.jit of the call vs the call run op by op (jax.disable_jit: the bridge's own jit off too)."""
     x, w, b, kw = _jit_case(rank, mode, kwargs)
-    eager = tj.conv_transpose(_f32(x), _f32(w), _f32(b), **kw)
+    with jax.disable_jit():
+        eager = tj.conv_transpose(_f32(x), _f32(w), _f32(b), **kw)
     jitted = jax.jit(lambda x, w, b: tj.conv_transpose(x, w, b, **kw))(_f32(x), _f32(w), _f32(b))
     np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("rank,mode,kwargs", JIT_GRAD)
-def test_vjp_matches_conv_transpose_backward(rank, mode, kwargs):
-    x, w, b, kw = _jit_case(rank, mode, kwargs)
-    y, vjp = jax.vjp(lambda x, w, b: tj.conv_transpose(x, w, b, **kw), _f32(x), _f32(w), _f32(b))
-    g = np.random.default_rng(7).standard_normal(y.shape)
-    gx, gw, gb = vjp(_f32(g))
-    want = tconv.conv_transpose_backward(g, x, w, **kw)
-    for got, ref in zip((gx, gw, gb), want):
-        np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-4, atol=1e-3)
 
 
 def test_grad_under_jit():

@@ -7,6 +7,7 @@ mode, then F.convNd), as tests/oracle.py builds it.
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -265,6 +266,59 @@ def test_torch_compile_fullgraph_matches_eager(mode):
     for shape in [(1, 2, 5, 4), (2, 2, 6, 7)]:
         x = torch.randn(*shape, dtype=torch.float64)
         torch.testing.assert_close(compiled(x), mod(x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["circular", "replicate"])
+def test_torch_compile_through_aot_autograd_forward_and_backward(mode):
+    """backend="aot_eager": AOTAutograd functionalises the fold's in-place slice-adds and derives the
+    backward graph, as inductor does before its code generation; values and gradients vs eager."""
+    torch._dynamo.reset()
+    torch.manual_seed(3)
+    mod = tt.ConvTranspose2d(2, 4, 3, stride=2, padding=((2, 1), 1), output_padding=(1, 0), groups=2,
+                             padding_mode=mode, dtype=torch.float64)
+    compiled = torch.compile(mod, fullgraph=True, backend="aot_eager")
+    x = torch.randn(2, 2, 5, 4, dtype=torch.float64, requires_grad=True)
+    y, y_eager = compiled(x), mod(x)
+    torch.testing.assert_close(y, y_eager, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(y)
+    got = torch.autograd.grad(y, (x, mod.weight, mod.bias), g)
+    want = torch.autograd.grad(y_eager, (x, mod.weight, mod.bias), g)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(os.environ.get("TCONV_INDUCTOR") != "1",
+                    reason="inductor compiles C++ (~20 s cold on 2 cores): run with TCONV_INDUCTOR=1")
+def test_torch_compile_inductor_matches_eager():  # pragma: no cover - opt-in, see the skip reason
+    torch._dynamo.reset()
+    mod = tt.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1, padding_mode="reflect",
+                             dtype=torch.float64)
+    compiled = torch.compile(mod, fullgraph=True)
+    for shape in [(2, 3, 5, 6), (1, 3, 7, 4)]:
+        x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        y = compiled(x)
+        torch.testing.assert_close(y, mod(x), rtol=1e-10, atol=1e-10)
+        (gx,) = torch.autograd.grad(y.sum(), x)
+        (want,) = torch.autograd.grad(mod(x).sum(), x)
+        torch.testing.assert_close(gx, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_torch_export_graph_runs_like_the_module(mode):
+    """torch.export traces the layer to one ATen graph (no Python left): the exported program's
+    output vs the module's, on the traced shape."""
+    mod = tt.ConvTranspose2d(2, 2, 3, stride=2, padding=(1, (0, 2)), padding_mode=mode, dtype=torch.float64)
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
+    program = torch.export.export(mod, (x,))
+    torch.testing.assert_close(program.module()(x), mod(x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_torch_jit_script_is_refused_by_torchscript():
+    """torch.jit.script is not supported (the argument checks are Python, not TorchScript; PyTorch
+    deprecates TorchScript for torch.export, which works): the README says so; this pins the fact."""
+    with pytest.raises(RuntimeError):
+        torch.jit.script(tt.ConvTranspose2d(2, 2, 3))
 
 
 def test_the_readme_example_runs(capsys):

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK = textwrap.dedent("""
     import json, sys
     import tconv
-    loaded = sorted(m for m in ("numba", "torch", "onnx", "onnxruntime", "jax", "matplotlib", "dask")
+    loaded = sorted(m for m in ("numba", "torch", "onnx", "onnxruntime", "jax", "flax", "matplotlib", "dask")
                     if m in sys.modules)
     import numpy as np
     from tconv import bench

@@ -99,20 +99,28 @@ def conv_transpose(
     groups: int = 1,
     dilation: int | tuple[int, ...] = 1,
     padding_mode: str = "zeros",
+    output_size: tuple[int, ...] | None = None,
 ) -> jax.Array:
     """Transposed convolution of spatial rank 1, 2 or 3 (``w.ndim - 2``) with tconv's semantics.
 
     Arguments as :func:`tconv.conv_transpose` / ``torch.nn.functional.conv_transpose2d``:
     ``padding`` an int, one int per dimension, one ``(before, after)`` pair per dimension, ``'valid'``
     or ``'same'``; ``padding_mode`` in zeros/circular/reflect/replicate. x ``(N, C_in, *in)`` or
-    unbatched ``(C_in, *in)``; w ``(C_in, C_out/groups, *k)``; bias ``(C_out,)``.
+    unbatched ``(C_in, *in)``; w ``(C_in, C_out/groups, *k)``; bias ``(C_out,)``. Output
+    ``(N, C_out, *out)``, ``out = (in - 1)*stride - before - after + dilation*(k - 1) + output_padding + 1``.
+    ``output_size`` (the spatial sizes, or the full shape as PyTorch accepts it) chooses
+    ``output_padding`` instead, as ``ConvTranspose2d(...)(x, output_size=...)`` does.
+
+    >>> conv_transpose(jnp.ones((1, 1, 3)), jnp.ones((1, 1, 3)), stride=2, padding=1,
+    ...                output_size=(6,)).shape
+    (1, 1, 6)
     """
     op = "conv_transpose"
     x, w = jnp.asarray(x), jnp.asarray(w)
     spec_of(op, tuple(x.shape), tuple(w.shape), None if bias is None else tuple(jnp.shape(bias)),
-            stride, padding, output_padding, groups, dilation, None, padding_mode)
+            stride, padding, output_padding, groups, dilation, output_size, padding_mode)
     unbatched, rank, stride, dilation, crop, pads = geometry(
-        x.shape, w.shape, stride, padding, output_padding, dilation, None, padding_mode
+        x.shape, w.shape, stride, padding, output_padding, dilation, output_size, padding_mode
     )
     return _compute(x, w, None if bias is None else jnp.asarray(bias), stride, dilation, crop, pads,
                     int(groups), padding_mode, unbatched, rank)

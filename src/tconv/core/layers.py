@@ -21,6 +21,7 @@ ConvTranspose2d(1, 1, kernel_size=(2, 2), stride=(2, 2), padding=(1, 1), output_
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import prod, sqrt
 from typing import Any, NamedTuple
 
@@ -37,6 +38,81 @@ class IncompatibleKeys(NamedTuple):
 
     missing_keys: list[str]
     unexpected_keys: list[str]
+
+
+@dataclass(frozen=True)
+class LayerArgs:
+    """A layer's constructor arguments, checked and per dimension (:func:`layer_args`)."""
+
+    in_channels: int
+    out_channels: int
+    groups: int
+    transposed: bool
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    output_padding: tuple[int, ...]
+    padding: Any  # ints per dimension, or (before, after) pairs when unequal, or 'same' / 'valid'
+    padding_mode: str
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """``(C_in, C_out/groups, *k)`` (transposed) or ``(C_out, C_in/groups, *k)``."""
+        io = ((self.in_channels, self.out_channels // self.groups) if self.transposed
+              else (self.out_channels, self.in_channels // self.groups))
+        return io + self.kernel_size
+
+    @property
+    def bound(self) -> float:
+        """PyTorch's initial weights and bias are uniform in ±bound, ``1/sqrt(fan_in)`` with
+        ``fan_in = weight_shape[1] * prod(kernel_size)``."""
+        return 1 / sqrt(self.weight_shape[1] * prod(self.kernel_size))
+
+
+def layer_args(
+    name: str,
+    rank: int,
+    transposed: bool,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | tuple[int, ...],
+    stride: int | tuple[int, ...] = 1,
+    padding: int | str | tuple = 0,
+    output_padding: int | tuple[int, ...] = 0,
+    groups: int = 1,
+    dilation: int | tuple[int, ...] = 1,
+    padding_mode: str = "zeros",
+) -> LayerArgs:
+    """Check a layer's constructor arguments once, in tconv's words (``name`` starts each message), for
+    every layer class that holds them: tconv's own and ``tconv.jax``'s Flax module.
+
+    >>> args = layer_args("ConvTranspose2d", 2, True, 4, 6, 3, stride=2, groups=2)
+    >>> args.weight_shape, args.stride, args.padding
+    ((4, 3, 3, 3), (2, 2), (0, 0))
+    >>> layer_args("ConvTranspose1d", 1, True, 4, 6, 3, groups=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: ConvTranspose1d: in_channels (4) and out_channels (6) must both be divisible by groups (4)
+    """
+    for arg, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+        int_tuple(name, arg, value, 1, 1)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
+            f"divisible by groups ({groups})"
+        )
+    kernel_size = int_tuple(name, "kernel_size", kernel_size, rank, 1)
+    stride = int_tuple(name, "stride", stride, rank, 1)
+    dilation = int_tuple(name, "dilation", dilation, rank, 1)
+    output_padding = int_tuple(name, "output_padding", output_padding, rank, 0)
+    check_output_padding(name, output_padding, stride, dilation)
+    pairs = padding_pairs(name, padding, rank)
+    if not (isinstance(pairs, str) or any(b != a for b, a in pairs)):
+        pairs = tuple(b for b, _ in pairs)
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+    return LayerArgs(int(in_channels), int(out_channels), int(groups), transposed, kernel_size, stride,
+                     dilation, output_padding, pairs, padding_mode)
 
 
 class ConvLayer:
@@ -62,38 +138,20 @@ class ConvLayer:
         *,
         rng: int | np.random.Generator | None = None,
     ) -> None:
-        name, rank = type(self).__name__, self._rank
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                           ("groups", groups)):
-            int_tuple(name, arg, value, 1, 1)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) must both be "
-                f"divisible by groups ({groups})"
-            )
+        name = type(self).__name__
+        args = layer_args(name, self._rank, self.transposed, in_channels, out_channels, kernel_size,
+                          stride, padding, output_padding, groups, dilation, padding_mode)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = int_tuple(name, "kernel_size", kernel_size, rank, 1)
-        self.stride = int_tuple(name, "stride", stride, rank, 1)
-        self.dilation = int_tuple(name, "dilation", dilation, rank, 1)
-        self.output_padding = int_tuple(name, "output_padding", output_padding, rank, 0)
-        check_output_padding(name, self.output_padding, self.stride, self.dilation)
-        pairs = padding_pairs(name, padding, rank)
-        if isinstance(pairs, str) or any(b != a for b, a in pairs):
-            self.padding = pairs
-        else:
-            self.padding = tuple(b for b, _ in pairs)
-        if padding_mode not in PADDING_MODES:
-            raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
-        self.padding_mode = padding_mode
+        self.kernel_size, self.stride, self.dilation = args.kernel_size, args.stride, args.dilation
+        self.output_padding, self.padding, self.padding_mode = (args.output_padding, args.padding,
+                                                                args.padding_mode)
         if device not in (None, "cpu"):
             raise ValueError(f"{name}: device must be None or 'cpu' (tconv runs on NumPy), got {device!r}")
         self.dtype = np.dtype(np.float32 if dtype is None else dtype)
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"{name}: dtype must be float32 or float64, got {self.dtype}")
 
-        shape = ((in_channels, out_channels // groups) if self.transposed
-                 else (out_channels, in_channels // groups)) + self.kernel_size
-        bound = 1 / sqrt(shape[1] * prod(self.kernel_size))
+        shape, bound = args.weight_shape, args.bound
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self._packed = WeightCache()  # the weight as the algorithm reorders it (transposed layers)
         self.weight = gen.uniform(-bound, bound, shape).astype(self.dtype)
