@@ -182,3 +182,16 @@ def test_missing_flax_is_an_import_error_naming_the_extra(monkeypatch):
         tj.ConvTranspose  # noqa: B018
     with pytest.raises(AttributeError, match="no attribute 'Conv9d'"):
         tj.Conv9d  # noqa: B018
+
+
+def test_the_readme_example_runs(capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("## Use it in PyTorch / JAX\n")
+    section = text[start:text.index("\n## ", start + 1)]
+    (example,) = [b for b in re.findall(r"```py\n(.*?)```", section, re.S)
+                  if "from tconv.jax import ConvTranspose2d" in b]
+    exec(compile(example, "README.md", "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out == "(2, 4, 32, 32) (8, 4, 4, 4) (8, 4, 4, 4)\n"
