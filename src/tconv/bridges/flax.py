@@ -45,8 +45,9 @@ class ConvTranspose(nnx.Module):
     """A transposed convolution layer with tconv's padding in Flax NNX (see the module's docstring).
 
     ``layer(x, output_size=None)``: ``output_size`` chooses ``output_padding`` as PyTorch's
-    ``ConvTranspose2d(...)(x, output_size=...)`` does. ``dtype`` (default: the input's) is the dtype of
-    the computation; ``param_dtype`` that of the parameters.
+    ``ConvTranspose2d(...)(x, output_size=...)`` does. ``dtype`` is the dtype of the computation
+    (default: the input's and the parameters' promoted, as ``jnp.result_type``); ``param_dtype`` that of
+    the parameters.
     """
 
     _rank: int | None = None  # fixed by ConvTranspose1d/2d/3d; else len(kernel_size)
