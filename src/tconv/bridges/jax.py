@@ -22,6 +22,7 @@ Array([[[3., 3., 3.]]], dtype=float32)
 from __future__ import annotations
 
 import functools
+import itertools
 
 import jax
 import jax.numpy as jnp
@@ -38,19 +39,31 @@ _DIMENSION_NUMBERS = {
 }
 
 
-def _narrow(z: jax.Array, dim: int, start: int, length: int) -> jax.Array:
-    return jax.lax.slice_in_dim(z, start, start + length, axis=dim)
-
-
-def _add_at(z: jax.Array, dim: int, start: int, value: jax.Array) -> jax.Array:
-    index = [slice(None)] * z.ndim
-    index[dim] = slice(start, start + value.shape[dim])
-    return z.at[tuple(index)].add(value)
+def _pieces(before: int, after: int, size: int, mode: str) -> list[tuple[int, int, int, bool, bool]]:
+    """What one dimension's fold adds, as ``(source start, length, destination start, flip, sum)``
+    pieces: the centre first, then the strips the mode copied (:func:`tconv.core.padding.fold`)."""
+    pieces = [(before, size, 0, False, False)]
+    if mode == "zeros":
+        return pieces
+    if before:
+        pieces.append({"circular": (0, before, size - before, False, False),
+                       "reflect": (0, before, 1, True, False),
+                       "replicate": (0, before, 0, False, True)}[mode])
+    if after:
+        pieces.append({"circular": (before + size, after, 0, False, False),
+                       "reflect": (before + size, after, size - 1 - after, True, False),
+                       "replicate": (before + size, after, size - 1, False, True)}[mode])
+    return pieces
 
 
 def fold(z: jax.Array, pads: tuple[tuple[int, int], ...], mode: str) -> jax.Array:
     """The transpose of padding the last ``len(pads)`` dims by ``(before, after)`` in mode ``mode``
     (:func:`tconv.core.padding.fold` in jnp); ``zeros`` crops.
+
+    The fold is separable, so it is the sum of one piece per choice of (centre, before-strip,
+    after-strip) in every dimension, each cut from ``z`` and added onto the centre: 9 pieces in 2-d,
+    27 in 3-d. Folding one dimension after another instead gives XLA's CPU backend nested slices that
+    it fuses into one slow loop (8x slower on a 130x130 output).
 
     >>> fold(jnp.array([1., 2., 3., 4., 5., 6.]), ((2, 1),), "reflect")
     Array([ 3., 12.,  6.], dtype=float32)
@@ -58,34 +71,19 @@ def fold(z: jax.Array, pads: tuple[tuple[int, int], ...], mode: str) -> jax.Arra
     if mode not in PADDING_MODES:
         raise ValueError(f"fold: padding_mode must be one of {PADDING_MODES}, got {mode!r}")
     first = z.ndim - len(pads)
-    out = z
-    for i, (before, after) in enumerate(pads):
-        if not (before or after):
-            continue
-        dim = first + i
-        size = out.shape[dim] - before - after
-        folded = _narrow(out, dim, before, size)
-        if mode == "zeros":
-            out = folded
-            continue
-        head = _narrow(out, dim, 0, before)
-        tail = _narrow(out, dim, before + size, after)
-        if mode == "circular":
-            if before:
-                folded = _add_at(folded, dim, size - before, head)
-            if after:
-                folded = _add_at(folded, dim, 0, tail)
-        elif mode == "reflect":
-            if before:
-                folded = _add_at(folded, dim, 1, jnp.flip(head, dim))
-            if after:
-                folded = _add_at(folded, dim, size - 1 - after, jnp.flip(tail, dim))
-        else:  # replicate
-            if before:
-                folded = _add_at(folded, dim, 0, head.sum(dim, keepdims=True))
-            if after:
-                folded = _add_at(folded, dim, size - 1, tail.sum(dim, keepdims=True))
-        out = folded
+    sizes = [z.shape[first + i] - before - after for i, (before, after) in enumerate(pads)]
+    choices = [_pieces(before, after, n, mode) for (before, after), n in zip(pads, sizes)]
+    out = None
+    for combination in itertools.product(*choices):
+        piece, where = z, [slice(None)] * first
+        for dim, (start, length, to, flip, total) in enumerate(combination, first):
+            piece = jax.lax.slice_in_dim(piece, start, start + length, axis=dim)
+            if flip:
+                piece = jnp.flip(piece, dim)
+            if total:
+                piece = piece.sum(dim, keepdims=True)
+            where.append(slice(to, to + piece.shape[dim]))
+        out = piece if out is None else out.at[tuple(where)].add(piece)  # the centre comes first
     return out
 
 
