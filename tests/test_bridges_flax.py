@@ -54,19 +54,21 @@ def test_module_matches_tconv_layer_forward_and_gradients(rank, kwargs):
     module = getattr(tj, f"ConvTranspose{rank}d")(**kwargs, rngs=nnx.Rngs(rank))
     layer = _tconv_layer(module, rank)
     x = np.random.default_rng(rank).standard_normal((2, kwargs["in_channels"]) + (4,) * rank)
-    got = module(jnp.asarray(x, jnp.float32))
     want = layer(x)
-    assert got.shape == want.shape and got.dtype == jnp.float32
-    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
-
-    # nnx.grad under nnx.jit vs tconv's backward, for the loss sum(y * g)
     g = np.random.default_rng(10 + rank).standard_normal(want.shape)
 
+    # the output, and nnx.grad of the loss sum(y * g), under nnx.jit (one compile per layer)
     @nnx.jit
-    def grads(module, x):
-        return nnx.grad(lambda m: jnp.sum(m(x) * jnp.asarray(g, jnp.float32)))(module)
+    def forward_and_grads(module, x):
+        def loss(m):
+            y = m(x)
+            return jnp.sum(y * jnp.asarray(g, jnp.float32)), y
 
-    state = grads(module, jnp.asarray(x, jnp.float32))
+        return nnx.grad(loss, has_aux=True)(module)
+
+    state, got = forward_and_grads(module, jnp.asarray(x, jnp.float32))
+    assert got.shape == want.shape and got.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
     layer.zero_grad()
     layer.backward(g)
     np.testing.assert_allclose(np.asarray(state["weight"][...]), layer.grad_weight, rtol=1e-4, atol=2e-3)
