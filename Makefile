@@ -5,20 +5,27 @@ PY     := $(VENV)/bin/python
 
 .PHONY: demo test browser bench lint clean
 
+# pip would byte-compile every file it installs (~35 s of the test setup on 2 cores, torch's
+# thousands of modules mostly never imported); instead Python compiles what is imported, once, on
+# first import. That needs bytecode writing on, which some machines switch off
+# (PYTHONDONTWRITEBYTECODE=1): the commands below switch it back on (an empty value is off).
+PIP := $(PY) -m pip install --quiet --no-compile
+RUN := PYTHONDONTWRITEBYTECODE=
+
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[plot]'
+	$(PIP) -e '.[plot]'
 	touch $@
 
 # torch is pinned (==2.13.0, the CPU build on the project's machines) in the `test` extra.
 $(VENV)/.test: $(VENV)/.base
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PIP) -e '.[test]'
 	touch $@
 
 # The page's screenshots are taken in headless Chromium: demo installs it as test does (browser, below);
 # without it the demo writes everything else and says the screenshots were skipped.
 demo: $(VENV)/.base browser
-	$(VENV)/bin/tconv demo --out tconv-demo
+	$(RUN) $(VENV)/bin/tconv demo --out tconv-demo
 demo: BROWSER_NEED = the page's screenshots are taken in it
 demo: BROWSER_SKIPPED = the page's screenshots will be skipped
 
@@ -41,7 +48,7 @@ MAKEFLAGS += -j2
 
 test: $(VENV)/.test browser
 	$(PY) -m ruff check src tests
-	$(if $(IS_ROOT),TCONV_REQUIRE_BROWSER=1 )$(PY) -m pytest$(if $(PYTEST_WORKERS), $(PYTEST_WORKERS))
+	$(RUN) $(if $(IS_ROOT),TCONV_REQUIRE_BROWSER=1 )$(PY) -m pytest$(if $(PYTEST_WORKERS), $(PYTEST_WORKERS))
 
 browser:
 ifeq ($(CHROMIUM),)
@@ -60,7 +67,7 @@ endif
 
 # Speed, side by side with PyTorch, ONNX Runtime and OpenVINO; writes benchmarks/results.md and .json
 bench: $(VENV)/.test
-	$(VENV)/bin/tconv bench --output benchmarks/results
+	$(RUN) $(VENV)/bin/tconv bench --output benchmarks/results
 
 lint: $(VENV)/.test
 	$(PY) -m ruff check src tests
