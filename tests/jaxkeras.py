@@ -1,8 +1,8 @@
 """The JAX and Keras oracles, run in a process of their own (see test_interop.remote).
 
-XLA's compiler aborted the whole test process twice in ~12 full runs (inside
-``backend_compile_and_load``, never reproduced on a fixed configuration); in a child process such an
-abort costs one retry, not the test run. Both are called with the arguments exactly as given.
+XLA's compiler aborts the whole process on some valid convolutions (jaxlib 0.10.2's algebraic
+simplifier; a fixed configuration is in test_interop.XLA_CRASH); in a child process such an abort costs
+one retry, with that pass off, not the test run. Both are called with the arguments exactly as given.
 """
 
 from __future__ import annotations

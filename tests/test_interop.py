@@ -27,20 +27,32 @@ from tconv.interop import FRAMEWORKS, convert  # noqa: E402
 
 _executor = None
 
+# XLA's algebraic simplifier (pass "algsimp") aborts the process with a CHECK failure ("Window
+# dimensions do not match RHS shape") on some valid convolutions with jaxlib 0.10.2, e.g.
+# lax.conv_transpose of a (2, 1, 2, 3) input by a (1, 1, 3, 2) kernel, strides (1, 2), padding
+# ((4, 4), (0, 0)), rhs_dilation (2, 1), transpose_kernel=True (XLA_CRASH below). The pass only
+# rewrites, so with it off the oracle computes the same convolution.
+SAFE_XLA_FLAGS = "--xla_disable_hlo_passes=algsimp"
+
+
+def _set_xla_flags(flags: str) -> None:
+    os.environ["XLA_FLAGS"] = flags  # read when the child first uses JAX
+
 
 def in_child(fn, *args):
-    """``fn(*args)`` in the child process that runs JAX/Keras (see jaxkeras.py); a crashed child is
-    restarted once."""
+    """``fn(*args)`` in the child process that runs JAX/Keras (see jaxkeras.py). If XLA aborts the
+    child, once more in a fresh child with XLA's algebraic simplifier off."""
     global _executor
-    for attempt in range(2):
+    spawn = multiprocessing.get_context("spawn")
+    try:
         if _executor is None:
-            _executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        try:
-            return _executor.submit(fn, *args).result(timeout=600)
-        except BrokenProcessPool:
-            _executor = None
-            if attempt:
-                raise
+            _executor = ProcessPoolExecutor(1, mp_context=spawn)
+        return _executor.submit(fn, *args).result(timeout=600)
+    except BrokenProcessPool:
+        _executor = None
+    with ProcessPoolExecutor(1, mp_context=spawn, initializer=_set_xla_flags,
+                             initargs=(SAFE_XLA_FLAGS,)) as safe:
+        return safe.submit(fn, *args).result(timeout=600)
 
 
 def remote(framework, p, x, w, b):
@@ -231,6 +243,23 @@ def test_conversion_reproduces_the_source(source, target, data):
     result = c.output(got, bias=b)
     assert result.shape == expected.shape, c.explain()
     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4, err_msg=c.explain())
+
+
+XLA_CRASH = dict(in_channels=1, out_channels=1, kernel_size=(3, 2), stride=(1, 2), dilation=(2, 1),
+                 padding=(0, 1), bias=False)
+
+
+def test_torch_to_jax_where_xla_aborts_on_the_plain_call():
+    """The configuration hypothesis found on which jaxlib 0.10.2's XLA aborts (see SAFE_XLA_FLAGS):
+    the converted arguments still reproduce PyTorch, computed with the simplifier off."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 1, 2, 3)).astype(np.float32)
+    w = rng.standard_normal((1, 1, 3, 2)).astype(np.float32)
+    expected = run("torch", XLA_CRASH, x, w, None)
+    c = convert(XLA_CRASH, "torch", "jax", input_shape=x.shape, weight_shape=w.shape)
+    assert c.params["padding"] == ((4, 4), (0, 0)) and c.params["rhs_dilation"] == (2, 1)
+    got = in_child(jaxkeras.compute, "jax", c.params, c.input(x), c.weight(w), None)
+    np.testing.assert_allclose(c.output(got), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_each_frameworks_omitted_arguments_are_its_defaults():
