@@ -12,12 +12,12 @@ How it relates to Flax's own ``nnx.ConvTranspose(..., padding='CIRCULAR')``: Fla
 transposed convolution with no padding and wraps it onto ``in * stride`` outputs per dimension, centred.
 That is tconv's ``padding_mode='circular'`` with the output size ``in * stride``: with
 ``e = dilation*(k - 1) + 1 - stride`` (the full output's excess over ``in * stride``),
-``padding = e // 2`` when ``e`` is even, or ``padding = (e + 1) // 2, output_padding = 1`` when ``e`` is
-odd and Flax's ``transpose_kernel=True``; ``padding = 0, output_padding = -e`` when ``e < 0``; where
-that padding is at most ``in * stride`` (tconv refuses a wider circular border, as PyTorch does; Flax
-wraps it round more than once). Flax's
-kernel is ``(*k, C_in, C_out)`` channels-last, spatially flipped unless ``transpose_kernel=True``
-(there ``(*k, C_out, C_in)``). Other sizes, and reflect/replicate, Flax cannot express.
+``padding = e // 2`` when ``e`` is even; ``padding = (e + 1) // 2, output_padding = 1`` when ``e`` is
+odd, Flax's ``transpose_kernel=True`` and stride or dilation > 1; ``padding = 0, output_padding = -e``
+when ``e < 0``; where that padding is at most ``in * stride`` (tconv refuses a wider circular border,
+as PyTorch does; Flax wraps it round more than once). Flax's kernel is ``(*k, C_in, C_out)``
+channels-last, spatially flipped unless ``transpose_kernel=True`` (there ``(*k, C_out, C_in)``). Other
+sizes, and reflect/replicate, Flax cannot express.
 
 >>> import jax.numpy as jnp
 >>> from flax import nnx
