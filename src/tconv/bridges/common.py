@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.padding import PADDING_MODES
 from ..core.shapes import same_transposed, transposed_size
 from ..core.spec import ConvSpec, transposed_spec
 
@@ -88,3 +89,29 @@ def geometry(input_shape, weight_shape, stride, padding, output_padding, dilatio
     else:
         crop = tuple((0, e) for e in extra)
     return len(input_shape) == rank + 1, rank, stride, dilation, crop, pads
+
+
+def fold_pieces(before: int, after: int, size: int, mode: str) -> list[tuple[int, int, int, bool, bool]]:
+    """What folding one dimension adds, for the frameworks' folds: ``(source start, length,
+    destination start, flip, sum)`` pieces of the padded dimension (``before + size + after`` long), the
+    interior first, then each border strip where the mode copied it from
+    (:func:`tconv.core.padding.fold` pixel by pixel): circular, the opposite end; reflect, flipped, from
+    one pixel in; replicate, summed onto the edge pixel. Zeros keeps the interior only.
+
+    >>> fold_pieces(2, 1, 3, "reflect")
+    [(2, 3, 0, False, False), (0, 2, 1, True, False), (5, 1, 1, True, False)]
+    """
+    pieces = [(before, size, 0, False, False)]
+    if mode == "zeros":
+        return pieces
+    if mode not in PADDING_MODES:
+        raise ValueError(f"fold: padding_mode must be one of {PADDING_MODES}, got {mode!r}")
+    if before:
+        pieces.append({"circular": (0, before, size - before, False, False),
+                       "reflect": (0, before, 1, True, False),
+                       "replicate": (0, before, 0, False, True)}[mode])
+    if after:
+        pieces.append({"circular": (before + size, after, 0, False, False),
+                       "reflect": (before + size, after, size - 1 - after, True, False),
+                       "replicate": (before + size, after, size - 1, False, True)}[mode])
+    return pieces

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core.padding import PADDING_MODES
-from .common import geometry, spec_of
+from .common import fold_pieces, geometry, spec_of
 
 __all__ = ["conv_transpose", "fold"]
 
@@ -37,23 +37,6 @@ _DIMENSION_NUMBERS = {
     2: ("NCHW", "OIHW", "NCHW"),
     3: ("NCDHW", "OIDHW", "NCDHW"),
 }
-
-
-def _pieces(before: int, after: int, size: int, mode: str) -> list[tuple[int, int, int, bool, bool]]:
-    """What one dimension's fold adds, as ``(source start, length, destination start, flip, sum)``
-    pieces: the centre first, then the strips the mode copied (:func:`tconv.core.padding.fold`)."""
-    pieces = [(before, size, 0, False, False)]
-    if mode == "zeros":
-        return pieces
-    if before:
-        pieces.append({"circular": (0, before, size - before, False, False),
-                       "reflect": (0, before, 1, True, False),
-                       "replicate": (0, before, 0, False, True)}[mode])
-    if after:
-        pieces.append({"circular": (before + size, after, 0, False, False),
-                       "reflect": (before + size, after, size - 1 - after, True, False),
-                       "replicate": (before + size, after, size - 1, False, True)}[mode])
-    return pieces
 
 
 def fold(z: jax.Array, pads: tuple[tuple[int, int], ...], mode: str) -> jax.Array:
@@ -72,7 +55,7 @@ def fold(z: jax.Array, pads: tuple[tuple[int, int], ...], mode: str) -> jax.Arra
         raise ValueError(f"fold: padding_mode must be one of {PADDING_MODES}, got {mode!r}")
     first = z.ndim - len(pads)
     sizes = [z.shape[first + i] - before - after for i, (before, after) in enumerate(pads)]
-    choices = [_pieces(before, after, n, mode) for (before, after), n in zip(pads, sizes)]
+    choices = [fold_pieces(before, after, n, mode) for (before, after), n in zip(pads, sizes)]
     out = None
     for combination in itertools.product(*choices):
         piece, where = z, [slice(None)] * first

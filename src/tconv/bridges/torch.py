@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from ..core.padding import PADDING_MODES
 from ..core.spec import check_output_padding, padding_pairs
-from .common import geometry, spec_of
+from .common import fold_pieces, geometry, spec_of
 
 __all__ = ["ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "conv_transpose", "fold"]
 
@@ -64,30 +64,19 @@ def fold(z: torch.Tensor, pads: tuple[tuple[int, int], ...], mode: str) -> torch
             continue
         dim = first + i
         size = out.shape[dim] - before - after
-        interior = out.narrow(dim, before, size)
-        if mode == "zeros":
+        (start, length, _, _, _), *strips = fold_pieces(before, after, size, mode)
+        interior = out.narrow(dim, start, length)
+        if not strips:  # zeros
             out = interior
             continue
         folded = interior.clone()
-        head = out.narrow(dim, 0, before)
-        tail = out.narrow(dim, before + size, after)
-        if mode == "circular":  # q -> q mod size; before <= size and after <= size (checked)
-            if before:
-                folded.narrow(dim, size - before, before).add_(head)
-            if after:
-                folded.narrow(dim, 0, after).add_(tail)
-        elif mode == "reflect":  # -q and 2(size-1) - q; before, after < size (checked)
-            if before:
-                folded.narrow(dim, 1, before).add_(head.flip(dim))
-            if after:
-                folded.narrow(dim, size - 1 - after, after).add_(tail.flip(dim))
-        elif mode == "replicate":  # the edge pixels
-            if before:
-                folded.narrow(dim, 0, 1).add_(head.sum(dim, keepdim=True))
-            if after:
-                folded.narrow(dim, size - 1, 1).add_(tail.sum(dim, keepdim=True))
-        else:
-            raise ValueError(f"fold: padding_mode must be one of {PADDING_MODES}, got {mode!r}")
+        for start, length, to, flip, total in strips:
+            strip = out.narrow(dim, start, length)
+            if flip:
+                strip = strip.flip(dim)
+            if total:
+                strip = strip.sum(dim, keepdim=True)
+            folded.narrow(dim, to, strip.shape[dim]).add_(strip)
         out = folded
     return out
 
