@@ -3,16 +3,24 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test browser bench lint clean
+.PHONY: demo test browser bench lint lock clean
+
+# The project's environments install the exact versions of requirements.lock (the whole test set,
+# resolved by pip-compile through this machine's pip configuration, where torch's CPU wheel lies),
+# given to pip as constraints: demo gets only what it needs, at the versions the tests passed with, and
+# no release elsewhere can change what a fresh clone installs. `make lock` re-resolves it on purpose.
+LOCK := requirements.lock
 
 # pip byte-compiles what it installs file by file on one core; compileall does the same on every
 # core (a fresh venv for the tests: ~75 s -> ~63 s on 2 cores). The bytecode is written at install
 # because some machines switch writing it at import off (PYTHONDONTWRITEBYTECODE=1). As with pip, a
 # file that does not compile is passed over (torch ships a Python 3.12-only test helper).
-PIP := $(PY) -m pip install --quiet --no-compile
+PIP := $(PY) -m pip install --quiet --no-compile -c $(LOCK)
 COMPILE := $(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 
-$(VENV)/.base: pyproject.toml
+# A new lock or new requirements make a new venv: nothing from the old set lingers.
+$(VENV)/.base: pyproject.toml $(LOCK)
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) -e '.[plot]'
 	$(COMPILE)
@@ -70,6 +78,18 @@ endif
 # Speed, side by side with PyTorch, ONNX Runtime and OpenVINO; writes benchmarks/results.md and .json
 bench: $(VENV)/.test
 	$(VENV)/bin/tconv bench --output benchmarks/results
+
+# The newest releases the requirements allow, on purpose: re-resolve requirements.lock (pip-compile
+# in a venv of its own, through this machine's pip configuration), then build a new venv from it and
+# run the tests on it. Commit the lock when they pass.
+LOCK_VENV := build/lock-venv
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet 'pip-tools>=7.4'
+	$(LOCK_VENV)/bin/pip-compile --quiet --upgrade --all-extras --strip-extras --no-emit-index-url \
+		--no-emit-find-links --unsafe-package tconv --output-file $(LOCK) pyproject.toml
+	$(MAKE) test
 
 lint: $(VENV)/.test
 	$(PY) -m ruff check src tests
