@@ -8,14 +8,17 @@ import importlib.util
 import io
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 import time
 
 import numpy as np
 import pytest
 
 import tconv
-from tconv import bench, cli
+from tconv import bench, bench_machine, cli
 from tconv.core.spec import transposed_spec
 from tconv.engine import algorithms
 
@@ -62,6 +65,15 @@ def test_bench_runs_a_tiny_suite_and_writes_its_tables(tiny_run):
     line = ("threads: 1 for every system (tconv's workers, BLAS and numba loops; PyTorch; ONNX Runtime's "
             "intra-op threads; OpenVINO's INFERENCE_NUM_THREADS; NumPy's BLAS)")
     assert out.startswith(line)
+    # then NumPy's BLAS and the kernel it runs, as threadpoolctl reports it; a warning if forced older
+    blas = result["machine"]["blas"]
+    assert out.splitlines()[1:1 + len(bench_machine.header(blas))] == bench_machine.header(blas)
+    from threadpoolctl import threadpool_info
+
+    loaded = {(i["internal_api"], i.get("version"), i.get("architecture")) for i in threadpool_info()
+              if i["user_api"] == "blas"}
+    assert (blas["library"], blas["version"], blas["kernel"]) in loaded
+    assert blas["cpu_features"] == bench_machine.cpu_features()
 
     header, rows = table(out, "layer")
     assert header[:8] == ["layer", "GFLOP", "tconv ms", "torch ms", "ORT ms", "OpenVINO ms",
@@ -79,6 +91,7 @@ def test_bench_runs_a_tiny_suite_and_writes_its_tables(tiny_run):
 
     md = (folder / "r.md").read_text()
     assert md.splitlines()[0].startswith("Machine: ") and line in md.splitlines()[0]
+    assert md.splitlines()[1] == f"{blas['line']}."
     assert all(f"| {name} |" in md for name in NAMES)
     assert {"machine", "sgemm_peak_gflops", "copy_gbs", "threads", "openvino_config", "min_runs", "rows",
             "geomean_ratio", "min_ratio", "geomean_tconv_over_limit", "layers", "backward",
@@ -134,6 +147,31 @@ def test_the_limit_columns(tiny_run):
     assert result["geomean_tconv_over_limit"] == pytest.approx(math.prod(over) ** (1 / len(over)))
     geomean = rows[-1][header.index("tconv / limit")]
     assert geomean == f"**{result['geomean_tconv_over_limit']:.2f}** (max {max(over):.2f})"
+
+
+def test_a_kernel_forced_below_the_cpu_is_named_and_warned_about(tmp_path):
+    """OPENBLAS_CORETYPE=Sandybridge (AVX) on a CPU with AVX2 or more, as some machines force it: the
+    header names the kernel and warns, saying how to measure as a user would; so do the results."""
+    cpu = bench_machine.cpu_isa(bench_machine.cpu_features())
+    if bench_machine.ISA_LEVELS.index(cpu) < bench_machine.ISA_LEVELS.index("AVX2"):
+        pytest.skip(f"this CPU's widest vector instructions are {cpu}: no older kernel to force")
+    (tmp_path / "layers.json").write_text(json.dumps(TINY[:1]))
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Sandybridge"}
+    env.pop("OPENBLAS_L2_SIZE", None)
+    done = subprocess.run([sys.executable, "-m", "tconv", "bench", "--layers", "layers.json", "--seconds",
+                           "0", "--runs", "1", "--threads", "1", "--no-backward", "--output", "r"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].startswith("NumPy's BLAS: openblas ") and ", kernel Sandybridge (AVX); CPU " in lines[1]
+    assert lines[1].endswith("; set: OPENBLAS_CORETYPE=Sandybridge")
+    assert lines[2] == (f"WARNING: NumPy's OpenBLAS runs its Sandybridge kernel (AVX) on a CPU with {cpu}, "
+                        f"forced by OPENBLAS_CORETYPE=Sandybridge: tconv's BLAS products are slower than a "
+                        f"user's would be (PyTorch, ONNX Runtime and OpenVINO bring their own kernels). To "
+                        f"measure as a user would: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE make bench")
+    result = json.loads((tmp_path / "r.json").read_text())["machine"]["blas"]
+    assert result["kernel"] == "Sandybridge" and result["environment"] == {"OPENBLAS_CORETYPE": "Sandybridge"}
+    assert f"**Warning**: {result['warning']}." in (tmp_path / "r.md").read_text()
 
 
 def test_layer_sizes_and_bytes():

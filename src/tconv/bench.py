@@ -38,8 +38,6 @@ import functools
 import gc
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -52,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from .bench_machine import blas, header, machine
 from .core.functional import conv_transpose, conv_transpose_backward
 from .engine.threads import num_threads
 
@@ -529,6 +528,7 @@ def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backwar
     try:
         with num_threads(threads), threadpool_limits(threads):
             print(threads_line(threads), file=out, flush=True)
+            print("\n".join(header(blas())), file=out, flush=True)
             return _run(layers, threads, min_seconds, backward, out, min_runs, algorithm, suite)
     finally:
         if torch_threads is not None:
@@ -637,7 +637,7 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
     ratios = [r.ratio for _, r in rows if r.ratio]
     over = [r.tconv_over_limit for _, r in rows]
     result = {
-        "machine": _machine(threads),
+        "machine": machine(threads),
         "sgemm_peak_gflops": peak,
         "copy_gbs": bandwidth,
         "sgemm_gflops_start_end": [start[0], end[0]],
@@ -702,25 +702,6 @@ def _backward_row(layer: Layer, x, w, b, threads: int, min_runs: int, min_second
     return row
 
 
-def _machine(threads: int) -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for module in ("torch", "onnxruntime", "openvino"):
-        try:
-            versions[module] = __import__(module).__version__
-        except ImportError:
-            versions[module] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "numpy": np.__version__, **versions}
-
-
 def markdown(result: dict) -> str:
     """The result tables as Markdown."""
     m = result["machine"]
@@ -728,6 +709,7 @@ def markdown(result: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores; {threads_line(result['threads'])}; "
         f"NumPy {m['numpy']}; sgemm rate {result['sgemm_peak_gflops']:.1f} GFLOP/s, copy bandwidth "
         f"{result['copy_gbs']:.1f} GB/s (measured before and after the layers, the higher of the two).",
+        *blas_lines(m),
     ]
     if result.get("suite"):
         lines.append(f"Layers: `tconv bench {result['suite']}` (parameters below).")
@@ -761,6 +743,15 @@ def markdown(result: dict) -> str:
             lines.append("| " + " | ".join(
                 "x".join(map(str, v)) if isinstance(v, list) else str(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def blas_lines(m: dict) -> list[str]:
+    """The results' lines on NumPy's BLAS (:mod:`tconv.bench_machine`): what ran, and the warning when
+    its kernel is older than the CPU's (none for results written before they were recorded)."""
+    blas = m.get("blas")
+    if not blas:
+        return []
+    return [f"{blas['line']}."] + ([f"**Warning**: {blas['warning']}."] if blas["warning"] else [])
 
 
 def write_results(output: str, result: dict, table: str) -> None:

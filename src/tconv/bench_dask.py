@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from .bench import AGREEMENT, Layer, _machine, write_results
+from .bench import AGREEMENT, Layer, blas_lines, write_results
+from .bench_machine import blas, header, machine
 from .core.functional import conv_transpose
 from .engine.threads import num_threads
 
@@ -307,6 +308,7 @@ def run(layers: list[Layer], threads: int = 2, chunk_mb: tuple[float, ...] = CHU
     print(f"dask: a LocalCluster of {_workers(threads, processes)} x 1 thread against tconv in memory "
           f"with {threads} thread{'s' * (threads > 1)}; inputs of ~{input_mb:g} MiB, chunks of "
           f"{', '.join(f'{c:g}' for c in chunk_mb)} MiB; median of {runs} runs", file=out, flush=True)
+    print("\n".join(header(blas())), file=out, flush=True)
     rows = []
     load_start = _load_average()
     with contextlib.ExitStack() as stack:
@@ -325,7 +327,7 @@ def run(layers: list[Layer], threads: int = 2, chunk_mb: tuple[float, ...] = CHU
     import zarr
 
     result = {
-        "machine": {**_machine(threads), "dask": dask.__version__, "distributed": distributed.__version__,
+        "machine": {**machine(threads), "dask": dask.__version__, "distributed": distributed.__version__,
                     "zarr": zarr.__version__},
         "threads": threads, "workers": threads, "threads_per_worker": 1, "processes": processes,
         "input_mb": input_mb, "chunk_mb": list(chunk_mb), "runs": runs, "progress": progress,
@@ -369,6 +371,7 @@ def markdown(result: dict) -> str:
         f"{m['distributed']}, zarr {m['zarr']}; 1-minute load average {_loads(result)} before and "
         f"after the runs (the runs themselves keep ~{result['threads']} cores busy; more: other "
         f"processes shared the machine).",
+        *blas_lines(m),
         f"**in memory**: the zarr input read into NumPy, `tconv.conv_transpose` with {result['threads']} "
         f"threads, the output written to zarr. **dask**: `da.from_zarr` -> `tconv.conv_transpose` -> "
         f"rechunk to regular chunks -> `to_zarr`, graph building included, on a `LocalCluster` of "
@@ -412,13 +415,13 @@ def parse_sizes(text: str) -> tuple[float, ...]:
 
 def main(args, layers: list[Layer]) -> int:
     """``tconv bench --dask``: the section for ``layers``; ``--output`` writes OUTPUT.md and .json."""
+    from .scale.run import FIX, DependencyError, require_distributed
+
+    require_distributed("bench --dask")
     try:
-        import dask  # noqa: F401
-        import distributed  # noqa: F401
         import zarr  # noqa: F401
     except ImportError as exc:
-        raise ValueError(f"bench: --dask needs dask, distributed and zarr (pip install 'tconv[dask]'): "
-                         f"{exc}") from exc
+        raise DependencyError(f"bench --dask needs zarr ({exc}). Fix: {FIX}") from exc
     chunk_mb = parse_sizes(args.chunk_mb) if args.chunk_mb else CHUNK_MB
     input_mb = INPUT_MB if args.dask_mb is None else args.dask_mb
     if args.list:

@@ -711,6 +711,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ValueError, TypeError) as exc:
             print(f"tconv: {exc}", file=sys.stderr)
             return 2
+        except ImportError as exc:
+            # a dependency found missing or mismatched by tconv's own check says how to fix it;
+            # any other ImportError is a defect and keeps its traceback
+            from .scale.run import DependencyError  # loads no dask
+
+            if not isinstance(exc, DependencyError):
+                raise
+            print(f"tconv: {exc}", file=sys.stderr)
+            return 2
     if args.command == "tour":
         return 1 if tour() else 0
     if args.command == "demo":

@@ -2,6 +2,9 @@
 
 What ``tconv apply`` and ``tconv bench --dask`` share (nothing here is imported by ``import tconv``):
 
+- :func:`require_distributed`: dask's ``distributed``, checked to be the release paired with the
+  installed dask (a :class:`DependencyError` saying what was found and how to fix it, not a traceback
+  from inside distributed);
 - :func:`connect`: a ``distributed.Client`` on a scheduler's address (``tcp://host:8786``, any cluster:
   dask-jobqueue, Kubernetes, ``dask scheduler``), or on a :class:`distributed.LocalCluster` of worker
   processes started for the run, ``threads_per_worker`` threads each (1 by default: tconv runs one
@@ -25,6 +28,68 @@ from typing import Any
 import numpy as np
 
 from ..core.functional import conv, conv_transpose
+
+# the one command that installs dask with its own distributed (the wheel's `dask` extra), from PyPI or
+# from a checkout of tconv
+FIX = "pip install --upgrade 'tconv[dask]' (in a checkout of tconv: pip install --upgrade '.[dask]')"
+
+
+class DependencyError(ImportError):
+    """A package tconv needs here is missing, or installed at a release that does not work with another
+    (the message names what was found and the command that fixes it)."""
+
+
+def require_distributed(purpose: str = "a dask cluster") -> None:
+    """Check that dask and the ``distributed`` released with it are installed and import, before
+    anything uses them; else a :class:`DependencyError` naming the versions found and :data:`FIX`.
+
+    dask and distributed are released in lockstep: dask's own ``distributed`` extra pins distributed
+    to dask's version (``dask[distributed]`` in ``tconv[dask]``). A resolver asked for the two names
+    separately can pair a new dask with an old distributed, which then fails at import deep inside
+    distributed (e.g. ``cannot import name 'collections_to_dsk' from 'dask.base'``).
+
+    >>> require_distributed()  # the test environment installs a matching pair
+    """
+    from importlib import metadata
+
+    found = {}
+    for name in ("dask", "distributed"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    have = ", ".join(f"{name} {version or '(not installed)'}" for name, version in found.items())
+    if None in found.values():
+        raise DependencyError(f"{purpose} needs dask and distributed; found {have}. Fix: {FIX}")
+    wanted = _distributed_wanted_by_dask()
+    if wanted is not None and not wanted.specifier.contains(found["distributed"], prereleases=True):
+        raise DependencyError(
+            f"{purpose} needs the distributed released with dask; found {have}, but dask "
+            f"{found['dask']} works with {wanted}. Fix: {FIX}")
+    try:
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        raise DependencyError(f"{purpose}: distributed does not import ({exc}); found {have}. "
+                              f"Fix: {FIX}") from exc
+
+
+def _distributed_wanted_by_dask() -> Any:
+    """The ``distributed`` requirement of dask's ``distributed`` extra (a ``packaging`` Requirement,
+    e.g. ``distributed==2026.8.0``), or None when dask's metadata has none."""
+    from importlib import metadata
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for line in metadata.requires("dask") or ():
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if (requirement.name.lower() == "distributed" and requirement.marker is not None
+                and requirement.marker.evaluate({"extra": "distributed"})):
+            requirement.marker = None
+            return requirement
+    return None
 
 
 def parse_memory_limit(value: str | int | float | None) -> str | int | None:
@@ -57,8 +122,10 @@ def connect(scheduler: str | None = None, workers: int | None = None, threads_pe
     ``threads_per_worker`` threads and ``memory_limit`` each, closed on exit. ``processes=False``:
     workers as threads of this process (quick to start; the tests use it).
 
-    A scheduler that does not answer within ``timeout`` seconds is a ValueError naming ``--scheduler``.
+    A scheduler that does not answer within ``timeout`` seconds is a ValueError naming ``--scheduler``;
+    a missing or mismatched distributed a :class:`DependencyError` (:func:`require_distributed`).
     """
+    require_distributed()
     from distributed import Client, LocalCluster
 
     if scheduler is not None:

@@ -1,0 +1,169 @@
+"""The machine a benchmark ran on, as ``tconv bench`` prints it and writes it with the results: the CPU,
+its vector extensions, and NumPy's BLAS with the kernel it runs.
+
+Why the kernel: tconv's products run in NumPy's BLAS, while PyTorch, ONNX Runtime and OpenVINO bring
+their own kernels. OpenBLAS picks the kernel for the CPU at load time unless ``OPENBLAS_CORETYPE``
+forces one; some machines force an old one for old builds' sake, and on an AVX-512 CPU the Haswell
+(AVX2) kernel alone moved the published suite from 0.94x the best peer to 0.67x (numpy sgemm 461 ->
+265 GFLOP/s). :func:`blas_warning` says so when it happens, and how to measure as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+#: The widest vector instructions, narrowest first, as these pages name them.
+ISA_LEVELS: tuple[str, ...] = ("SSE", "AVX", "AVX2", "AVX-512")
+
+#: OpenBLAS's x86-64 kernels (the names ``openblas_get_corename`` and threadpoolctl report) by the
+#: widest vector instructions their single-precision products use. Cooperlake and SapphireRapids add
+#: bf16/AMX products, not wider float32 ones.
+OPENBLAS_KERNEL_ISA: dict[str, str] = {
+    **dict.fromkeys(("SapphireRapids", "Cooperlake", "SkylakeX"), "AVX-512"),
+    **dict.fromkeys(("Haswell", "Zen", "Excavator"), "AVX2"),
+    **dict.fromkeys(("Sandybridge", "Bulldozer", "Piledriver", "Steamroller"), "AVX"),
+    **dict.fromkeys(("Nehalem", "Core2", "Penryn", "Dunnington", "Atom", "Prescott", "Barcelona",
+                     "Opteron", "Opteron_SSE3", "Katmai", "Coppermine", "Northwood", "Banias",
+                     "Athlon"), "SSE"),
+}
+
+#: NumPy's names of the CPU features shown, in the order shown.
+SHOWN_FEATURES: tuple[str, ...] = ("SSE42", "AVX", "F16C", "FMA3", "AVX2", "AVX512F", "AVX512_SKX",
+                                   "AVX512_CLX", "AVX512_CNL", "AVX512_ICL", "AVX512_SPR")
+
+#: The variables that force OpenBLAS's kernel or its blocking; unset them to measure as a user would.
+OPENBLAS_VARIABLES: tuple[str, ...] = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+USER_RUN = "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE make bench"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else :func:`platform.processor`."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def cpu_features() -> list[str]:
+    """The CPU's vector extensions of :data:`SHOWN_FEATURES` that it has, as NumPy detected them at
+    import (``AVX512_SKX``: AVX-512 F, CD, BW, DQ and VL, what OpenBLAS's SkylakeX kernel needs)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # NumPy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__ as features
+    return [name for name in SHOWN_FEATURES if features.get(name)]
+
+
+def cpu_isa(features: list[str]) -> str:
+    """The widest of :data:`ISA_LEVELS` a CPU with ``features`` (NumPy's names) runs.
+
+    >>> cpu_isa(["AVX", "FMA3", "AVX2"]), cpu_isa(["AVX2", "FMA3", "AVX512F", "AVX512_SKX"])
+    ('AVX2', 'AVX-512')
+    """
+    if "AVX512_SKX" in features:
+        return "AVX-512"
+    if "AVX2" in features and "FMA3" in features:
+        return "AVX2"
+    return "AVX" if "AVX" in features else "SSE"
+
+
+def numpy_blas() -> dict:
+    """NumPy's BLAS as threadpoolctl sees it loaded in this process: ``library`` (``openblas``,
+    ``mkl``, ...), ``version``, ``kernel`` (OpenBLAS's core name, e.g. ``Haswell``; None where the
+    library reports none), ``threading`` and ``file``; all None when threadpoolctl finds none."""
+    from threadpoolctl import threadpool_info
+
+    numpy_dir = Path(np.__file__).resolve().parent
+    blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    # NumPy's own copy, not SciPy's or another package's, which a benchmark may have loaded too
+    # (wheels for Linux keep it in numpy.libs beside the package, for macOS in numpy/.dylibs)
+    paths = [Path(info.get("filepath") or "").resolve() for info in blas]
+    mine = [info for info, path in zip(blas, paths)
+            if path.parent.name == "numpy.libs" or numpy_dir in path.parents]
+    info = (mine or blas or [{}])[0]
+    return {"library": info.get("internal_api"), "version": info.get("version"),
+            "kernel": info.get("architecture"), "threading": info.get("threading_layer"),
+            "file": info.get("filepath")}
+
+
+def blas_warning(blas: Mapping, features: list[str], environ: Mapping[str, str]) -> str | None:
+    """A warning when ``blas``'s kernel (:func:`numpy_blas`) uses narrower vector instructions than the
+    CPU with ``features`` runs, naming what forced it (``environ``'s :data:`OPENBLAS_VARIABLES`) and
+    how to measure as a user would; None when it is the CPU's own, or not an OpenBLAS kernel we know.
+
+    >>> blas = {"library": "openblas", "kernel": "Haswell"}
+    >>> print(blas_warning(blas, ["AVX2", "FMA3", "AVX512F", "AVX512_SKX"],
+    ...                    {"OPENBLAS_CORETYPE": "Haswell"}))  # doctest: +NORMALIZE_WHITESPACE
+    NumPy's OpenBLAS runs its Haswell kernel (AVX2) on a CPU with AVX-512, forced by
+    OPENBLAS_CORETYPE=Haswell: tconv's BLAS products are slower than a user's would be (PyTorch, ONNX
+    Runtime and OpenVINO bring their own kernels). To measure as a user would:
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE make bench
+    >>> blas_warning(blas, ["AVX2", "FMA3"], {}) is None
+    True
+    """
+    kernel_isa = OPENBLAS_KERNEL_ISA.get(blas.get("kernel") or "")
+    cpu = cpu_isa(features)
+    if blas.get("library") != "openblas" or kernel_isa is None:
+        return None
+    if ISA_LEVELS.index(kernel_isa) >= ISA_LEVELS.index(cpu):
+        return None
+    forced = [f"{name}={environ[name]}" for name in OPENBLAS_VARIABLES if name in environ]
+    why = f", forced by {' and '.join(forced)}" if forced else " (this OpenBLAS build has no newer one)"
+    return (f"NumPy's OpenBLAS runs its {blas['kernel']} kernel ({kernel_isa}) on a CPU with {cpu}{why}: "
+            f"tconv's BLAS products are slower than a user's would be (PyTorch, ONNX Runtime and "
+            f"OpenVINO bring their own kernels). To measure as a user would: {USER_RUN}")
+
+
+def blas_line(blas: Mapping, features: list[str], environ: Mapping[str, str]) -> str:
+    """One line naming NumPy's BLAS, its kernel, the CPU's extensions and any forcing variable.
+
+    >>> blas_line({"library": "openblas", "version": "0.3.31", "kernel": "Haswell",
+    ...            "threading": "pthreads"}, ["AVX", "FMA3", "AVX2"], {})
+    "NumPy's BLAS: openblas 0.3.31 (pthreads), kernel Haswell (AVX2); CPU extensions: AVX, FMA3, AVX2"
+    """
+    kernel = blas.get("kernel")
+    isa = OPENBLAS_KERNEL_ISA.get(kernel or "")
+    line = (f"NumPy's BLAS: {blas.get('library') or 'unknown'} {blas.get('version') or ''}".rstrip()
+            + (f" ({blas['threading']})" if blas.get("threading") else "")
+            + (f", kernel {kernel}" + (f" ({isa})" if isa else "") if kernel else "")
+            + f"; CPU extensions: {', '.join(features) or 'none of ' + ', '.join(SHOWN_FEATURES)}")
+    forced = [f"{name}={environ[name]}" for name in OPENBLAS_VARIABLES if name in environ]
+    return line + (f"; set: {', '.join(forced)}" if forced else "")
+
+
+def blas() -> dict:
+    """:func:`numpy_blas` plus ``cpu_features`` (:func:`cpu_features`), ``environment`` (the
+    :data:`OPENBLAS_VARIABLES` set), ``line`` (:func:`blas_line`) and ``warning`` (:func:`blas_warning`)."""
+    features = cpu_features()
+    info = numpy_blas()
+    environment = {name: os.environ[name] for name in OPENBLAS_VARIABLES if name in os.environ}
+    info.update(cpu_features=features, environment=environment,
+                line=blas_line(info, features, os.environ), warning=blas_warning(info, features, os.environ))
+    return info
+
+
+def header(info: Mapping) -> list[str]:
+    """What a benchmark prints before it runs: :func:`blas`'s line, and its warning if any."""
+    return [info["line"]] + ([f"WARNING: {info['warning']}"] if info["warning"] else [])
+
+
+def machine(threads: int) -> dict:
+    """What a benchmark's results record of the machine: CPU, cores, threads, versions and NumPy's BLAS
+    (``blas``: :func:`blas`)."""
+    versions = {}
+    for module in ("torch", "onnxruntime", "openvino"):
+        try:
+            versions[module] = __import__(module).__version__
+        except ImportError:
+            versions[module] = None
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads,
+            "python": platform.python_version(), "numpy": np.__version__, **versions, "blas": blas()}
