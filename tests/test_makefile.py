@@ -8,6 +8,7 @@ installed and no test runs; ``sudo`` is a stand-in first on PATH, so the real on
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -56,3 +57,31 @@ def test_root_installs_with_apt_get_and_requires_the_browser(tmp_path):
     lines = out.splitlines()
     assert lines[0] == "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium"
     assert lines[-1] == "TCONV_REQUIRE_BROWSER=1 echo -m pytest"
+
+
+def dry_run(*goals: str) -> list[str]:
+    """The commands ``make -n -B goals`` would run (nothing runs; -B: as from a fresh clone)."""
+    done = subprocess.run([MAKE, "-s", "-n", "-B", *goals, "CHROMIUM=/bin/true"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=True)
+    return re.sub(r"\\\n\s*", " ", done.stdout).splitlines()  # a continued line as one
+
+
+def test_the_venvs_install_the_locked_versions():
+    lines = dry_run(".venv/.test")
+    installs = [line for line in lines if " -m pip install " in line]
+    assert len(installs) == 2  # the base set (demo), then the test set on top
+    assert all(" -c requirements.lock " in line for line in installs)
+    assert installs[0].endswith("-e '.[plot]'") and installs[1].endswith("-e '.[test]'")
+    assert lines.index("rm -rf .venv") < lines.index("python3 -m venv .venv")  # nothing old lingers
+
+
+def test_make_lock_re_resolves_through_pip_compile_then_tests():
+    lines = dry_run("lock")
+    compile_ = next(line for line in lines if "pip-compile" in line)
+    for flag in ("--upgrade", "--all-extras", "--strip-extras", "--output-file requirements.lock",
+                 "--unsafe-package tconv"):
+        assert flag in compile_
+    assert compile_.endswith(" pyproject.toml")
+    # then the tests, on a venv rebuilt from the new lock
+    assert any(line.endswith("-m pytest -n auto --maxprocesses=4 --dist loadgroup")
+               for line in lines[lines.index(compile_):])
