@@ -21,6 +21,13 @@ MAKE = shutil.which("make")
 pytestmark = pytest.mark.skipif(MAKE is None, reason="make is not installed")
 
 
+def clean_environ() -> dict[str, str]:
+    """This environment without what a make running these tests (``make lock`` runs ``make test``)
+    passes to the makes they start: its flags and level would make them print directories."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL",
+                                                             "MAKEOVERRIDES")}
+
+
 def make_test(tmp_path: Path, *variables: str, sudo_works: bool, dry_run: bool = False) -> str:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -29,7 +36,7 @@ def make_test(tmp_path: Path, *variables: str, sudo_works: bool, dry_run: bool =
     sudo.write_text("#!/bin/sh\n" + ("[ \"$1\" = -n ] && exit 0\necho \"SUDO: $*\"\n" if sudo_works
                                       else "exit 1\n"))
     sudo.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    env = {**clean_environ(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     env.pop("TCONV_REQUIRE_BROWSER", None)
     done = subprocess.run(
         [MAKE, "-s", *(["-n"] if dry_run else []), "-o", ".venv/.test", "-o", ".venv/.base", "test",
@@ -62,7 +69,7 @@ def test_root_installs_with_apt_get_and_requires_the_browser(tmp_path):
 def dry_run(*goals: str) -> list[str]:
     """The commands ``make -n -B goals`` would run (nothing runs; -B: as from a fresh clone)."""
     done = subprocess.run([MAKE, "-s", "-n", "-B", *goals, "CHROMIUM=/bin/true"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, check=True)
+                          env=clean_environ(), capture_output=True, text=True, timeout=60, check=True)
     return re.sub(r"\\\n\s*", " ", done.stdout).splitlines()  # a continued line as one
 
 

@@ -28,6 +28,7 @@ from .engine.algorithms import ALGORITHMS, MATRIX_LIMIT_BYTES, conv_matrix
 from .engine.threads import get_num_threads, num_threads, set_num_threads
 from .explainer import explain
 from .interop import Conversion, convert
+from .scale import is_dask as _registers_dask_arrays  # noqa: F401 - hands dask arrays to scale
 
 __version__ = "0.1.0"
 

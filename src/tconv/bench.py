@@ -42,7 +42,7 @@ import statistics
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -763,15 +763,13 @@ def write_results(output: str, result: dict, table: str) -> None:
     print(f"\nwrote {base.with_suffix('.md')} and {base.with_suffix('.json')}")
 
 
-def select_layers(args) -> list[Layer]:
-    """The layers ``tconv bench`` runs: ``--random SEED COUNT``, else ``--layers`` or the suite (with
-    ``--dask`` and neither, the suite's :data:`tconv.bench_dask.DASK_LAYERS`); then ``--only``
-    (unknown names are an error)."""
+def select_layers(args, default: Sequence[str] | None = None) -> list[Layer]:
+    """The layers a benchmark runs: ``--random SEED COUNT``, else ``--layers`` or the suite (with
+    neither, and no ``--only``, the suite's layers named in ``default`` when given: ``tconv bench
+    --dask`` runs :data:`tconv.bench_dask.DASK_LAYERS`); then ``--only`` (unknown names are an error)."""
     layers = random_layers(*args.random) if args.random else load_layers(args.layers)
-    if getattr(args, "dask", False) and not (args.random or args.layers or args.only):
-        from .bench_dask import DASK_LAYERS
-
-        layers = [layer for layer in layers if layer.name in DASK_LAYERS]
+    if default is not None and not (args.random or args.layers or args.only):
+        layers = [layer for layer in layers if layer.name in default]
     if args.only:
         wanted = [name.strip() for name in args.only.split(",") if name.strip()]
         unknown = sorted(set(wanted) - {layer.name for layer in layers})
@@ -783,13 +781,9 @@ def select_layers(args) -> list[Layer]:
 
 def main(args) -> int:
     """``tconv bench``: the suite (or ``--layers``, ``--random``, ``--only``) with ``--threads`` for
-    every system; ``--list`` prints the layers' parameters and times nothing. ``--dask``: the dask
-    section instead (:mod:`tconv.bench_dask`)."""
+    every system; ``--list`` prints the layers' parameters and times nothing. (``--dask`` is
+    :func:`tconv.bench_dask.main`.)"""
     layers = select_layers(args)
-    if getattr(args, "dask", False):
-        from . import bench_dask
-
-        return bench_dask.main(args, layers)
     suite = f"--random {args.random[0]} {args.random[1]}" if args.random else None
     if args.list or args.random:
         if args.random:

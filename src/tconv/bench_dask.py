@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from .bench import AGREEMENT, Layer, blas_lines, write_results
+from .bench import AGREEMENT, Layer, blas_lines, select_layers, write_results
 from .bench_machine import blas, header, machine
 from .core.functional import conv_transpose
 from .engine.threads import num_threads
@@ -413,11 +413,13 @@ def parse_sizes(text: str) -> tuple[float, ...]:
     return sizes
 
 
-def main(args, layers: list[Layer]) -> int:
-    """``tconv bench --dask``: the section for ``layers``; ``--output`` writes OUTPUT.md and .json."""
+def main(args) -> int:
+    """``tconv bench --dask``: the section for the layers :func:`tconv.bench.select_layers` picks
+    (:data:`DASK_LAYERS` by default); ``--output`` writes OUTPUT.md and .json."""
     from .scale.run import FIX, DependencyError, require_distributed
 
     require_distributed("bench --dask")
+    layers = select_layers(args, DASK_LAYERS)
     try:
         import zarr  # noqa: F401
     except ImportError as exc:

@@ -555,6 +555,10 @@ APPLY_EXAMPLES = """examples:
 
 
 def cmd_bench(args) -> int:
+    if args.dask:
+        from . import bench_dask
+
+        return bench_dask.main(args)
     from . import bench
 
     return bench.main(args)

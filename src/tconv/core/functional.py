@@ -30,18 +30,34 @@ from .spec import ConvSpec, as_array, conv_spec, result_dtype, transposed_spec
 ArrayLike = Any
 
 
-def _is_dask(a: Any) -> bool:
-    """A dask array (:mod:`tconv.scale.dask` computes it block by block); checked without dask."""
-    return type(a).__module__.startswith("dask.array") and hasattr(a, "chunks")
+#: Array types another part of tconv computes (lazily, block by block), registered from outside the
+#: core (:mod:`tconv.scale` registers dask arrays), so the core knows none of them: ``(claims, load)``
+#: pairs. Before taking an argument as an array, a public function asks each ``claims(a)`` (which must
+#: not import anything heavy) and hands the whole call to the module ``load()`` returns, which has
+#: ``checked``, ``conv_transpose``, ``conv`` and ``backward`` with this module's signatures.
+_DEFERRED: list[tuple[Callable[[Any], bool], Callable[[], Any]]] = []
+
+
+def register_array_type(claims: Callable[[Any], bool], load: Callable[[], Any]) -> None:
+    """Hand every call with an argument that ``claims(a)`` to the module ``load()`` returns (see
+    :data:`_DEFERRED`); the first registration that claims an argument wins."""
+    _DEFERRED.append((claims, load))
+
+
+def _deferred(*arrays: Any) -> Any:
+    """The module that computes a call with these arguments, if a registered type claims one."""
+    for claims, load in _DEFERRED:
+        if any(claims(a) for a in arrays):
+            return load()
+    return None
 
 
 def _input(op: str, input: Any) -> tuple[Any, np.ndarray, bool]:
     """``(input as computed on, a stand-in for the spec's checks, in_memory)``: a dask input stays
     lazy, checked through a same-shape stand-in that holds no memory."""
-    if _is_dask(input):
-        from ..scale import dask
-
-        return (*dask.checked(op, "input", input), False)
+    deferred = _deferred(input)
+    if deferred is not None:
+        return (*deferred.checked(op, "input", input), False)
     x = as_array(op, "input", input)
     return x, x, True
 
@@ -80,11 +96,10 @@ def _conv_transpose_spec(op, input, weight, bias, stride, padding, output_paddin
     so a float64 input to a float32 layer keeps float64 forms beside the float32 ones. A dask
     ``input`` goes to :mod:`tconv.scale.dask` (lazy, block by block; no cache).
     """
-    if _is_dask(input):
-        from ..scale import dask
-
-        return dask.conv_transpose(op, input, weight, bias, stride, padding, output_padding, groups,
-                                   dilation, output_size, padding_mode, algorithm)
+    deferred = _deferred(input)
+    if deferred is not None:
+        return deferred.conv_transpose(op, input, weight, bias, stride, padding, output_padding, groups,
+                                       dilation, output_size, padding_mode, algorithm)
     x = as_array(op, "input", input)
     w = as_array(op, "weight", weight)
     b = None if bias is None else as_array(op, "bias", bias)
@@ -166,10 +181,9 @@ def conv_transpose(
 
 def _conv_spec(op, input, weight, bias, stride, padding, dilation, groups, padding_mode):
     """The output, and the spec and input array a backward pass needs."""
-    if _is_dask(input):
-        from ..scale import dask
-
-        return dask.conv(op, input, weight, bias, stride, padding, dilation, groups, padding_mode)
+    deferred = _deferred(input)
+    if deferred is not None:
+        return deferred.conv(op, input, weight, bias, stride, padding, dilation, groups, padding_mode)
     x = as_array(op, "input", input)
     w = as_array(op, "weight", weight)
     b = None if bias is None else as_array(op, "bias", bias)
@@ -220,10 +234,9 @@ def backward(op: str, spec: ConvSpec, grad_output: ArrayLike, x: np.ndarray, w: 
     Transposed: grad_input is the convolution of grad_output, grad_weight correlates the input (small
     side) with grad_output (large side). Convolution: the mirror image.
     """
-    if _is_dask(grad_output) or _is_dask(x):
-        from ..scale import dask
-
-        return dask.backward(op, spec, grad_output, x, w)
+    deferred = _deferred(grad_output, x)
+    if deferred is not None:
+        return deferred.backward(op, spec, grad_output, x, w)
     g = as_array(op, "grad_output", grad_output)
     if g.shape != spec.out_shape:
         raise ValueError(

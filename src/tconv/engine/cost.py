@@ -87,7 +87,7 @@ def phase_taps(spec: ConvSpec) -> float:
     >>> spec.core_size, phase_taps(spec) == (9 * 2 + 8 * 1) / 17   # even pixels 2 taps, odd 1
     ((17,), True)
     """
-    from .phase import dim_phases
+    from .taps import dim_phases
 
     taps = 1.0
     for n, k, s, d, (cb, _), size in zip(spec.small, spec.kernel, spec.stride, spec.dilation,

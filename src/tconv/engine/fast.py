@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from functools import lru_cache
 from math import prod
 
 import numpy as np
@@ -30,6 +29,7 @@ import numpy as np
 from ..core.padding import fold
 from ..core.spec import ConvSpec
 from .packing import WeightCache, packed, packs_weight
+from .taps import dim_phases, reach_table
 from .threads import blas_limit, get_num_threads, numba_limit
 
 #: Columns of one chunk take about this many bytes (per worker).
@@ -73,32 +73,6 @@ def rank3(spec: ConvSpec) -> dict:
         dilation=pad3(spec.dilation, 1), crop=pad3((cb for cb, _ in spec.core_crop), 0),
         core=pad3(spec.core_size, 1),
     )
-
-
-@lru_cache(maxsize=256)
-def reach_table(n: int, k: int, s: int, d: int, crop: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per output coordinate ``j`` in ``[0, size)``: the ``(t, i)`` with ``i*s + t*d - crop == j``.
-
-    Returns ``table (size, most, 2)`` and ``counts (size,)``, read-only and remembered per geometry
-    (building them costs ~0.1 ms a dimension, a tenth of a small layer's call).
-
-    >>> table, counts = reach_table(n=3, k=2, s=2, d=1, crop=0, size=6)
-    >>> counts.tolist(), table[1, 0].tolist()
-    ([1, 1, 1, 1, 1, 1], [1, 0])
-    """
-    i, t = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
-    j = (i * s + t * d - crop).ravel()
-    keep = (j >= 0) & (j < size)
-    j, t, i = j[keep], t.ravel()[keep], i.ravel()[keep]
-    counts = np.bincount(j, minlength=size)
-    order = np.argsort(j, kind="stable")
-    slot = np.arange(len(j)) - np.repeat(np.cumsum(counts) - counts, counts)
-    table = np.zeros((size, max(1, int(counts.max(initial=0))), 2), dtype=np.int64)
-    table[j[order], slot, 0] = t[order]
-    table[j[order], slot, 1] = i[order]
-    counts = counts.astype(np.int64)
-    table.flags.writeable = counts.flags.writeable = False
-    return table, counts
 
 
 def bands(spec: ConvSpec, g3: dict, batch: int, unit: int, skip_empty: bool = True) -> list[tuple]:
@@ -363,7 +337,6 @@ def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
     """Compiled output-stationary loops, one output plane per task, every pixel written once: for few
     channels per group (depthwise). See :func:`tconv.engine.kernels.direct`."""
     from . import kernels
-    from .phase import dim_phases
 
     g3 = rank3(spec)
     s, d, p, k, L, n = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"], g3["small"]

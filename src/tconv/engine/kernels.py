@@ -129,8 +129,8 @@ def direct(x, w, y, groups, tab0, cnt0, tab1, cnt1, ptab, pcnt, s2, p2):
 
     x: ``(N, G*Cs, n0, n1, n2)``, w: ``(G*Cs, Cl, k0, k1, k2)``, y: ``(N, G*Cl, L0, L1, L2)``, written.
     ``tab0/cnt0``, ``tab1/cnt1``: per output coordinate of the first two dimensions the ``(t, i)``
-    that reach it (:func:`tconv.engine.fast.reach_table`); ``ptab/pcnt``: per phase ``q`` of the last
-    dimension its taps ``(t, u)`` (:func:`tconv.engine.phase.dim_phases`). One task per output plane.
+    that reach it (:func:`tconv.engine.taps.reach_table`); ``ptab/pcnt``: per phase ``q`` of the last
+    dimension its taps ``(t, u)`` (:func:`tconv.engine.taps.dim_phases`). One task per output plane.
     For each output row and phase, the taps are summed into a contiguous buffer ``acc[m]`` — the inner
     loop ``acc[m] += w * x[base - u + m]`` runs over views from index 0, so numba vectorises it — and
     the buffer is stored into the row's phase once.

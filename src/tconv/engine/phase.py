@@ -30,6 +30,7 @@ import numpy as np
 from ..core.spec import ConvSpec
 from .fast import PARALLEL_MIN_WORK, _run, correlate, finish
 from .packing import WeightCache, packed, packs_weight
+from .taps import dim_phases
 from .threads import get_num_threads
 
 #: The columns of one step (a chunk of samples, one phase, one group) take at most about this many
@@ -41,27 +42,6 @@ PHASE_CHUNK_BYTES = 16 * 2**20
 #: development timings (dcgan_g2, 512 channels: 61 ms vs 91 ms rows; dw_bilinear, 1 channel: rows
 #: 59 ms vs 225 ms) — issue #10's cost model is to replace it.
 CHANNELS_LAST_MIN = 16
-
-
-def dim_phases(n: int, k: int, s: int, d: int, crop: int, size: int) -> list[tuple[int, int, int, list]]:
-    """One dimension's phases: ``(first, count, base, taps)`` per phase that has output pixels.
-
-    The phase's pixels are ``j = first + s*m'`` for ``m'`` in ``[0, count)``; tap ``(t, u)`` reads
-    input ``i = base + m' - u`` there. A phase no tap reaches has ``taps == []`` (its pixels are 0).
-
-    >>> dim_phases(n=3, k=3, s=2, d=1, crop=0, size=7)
-    [(0, 4, 0, [(0, 0), (2, 1)]), (1, 3, 0, [(1, 0)])]
-    """
-    phases = []
-    for q in range(s):
-        first = (q - crop) % s
-        count = len(range(first, size, s))
-        if count == 0:
-            continue
-        base = (first + crop - q) // s
-        taps = [(t, (t * d - q) // s) for t in range(k) if (t * d) % s == q]
-        phases.append((first, count, base, taps))
-    return phases
 
 
 @packs_weight

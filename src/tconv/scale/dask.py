@@ -39,10 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from ..core.functional import _is_dask as is_dask
 from ..core.padding import source_index
 from ..core.spec import ConvSpec, as_array, conv_spec, result_dtype, transposed_spec
 from ..engine.threads import thread_num_threads
+from .arrays import is_dask
 
 _NUMPY_MODE = {"circular": "wrap", "reflect": "reflect", "replicate": "edge"}
 
