@@ -248,3 +248,17 @@ def test_reading_a_node_where_onnx_runtime_departs_from_the_text_says_so():
     with pytest.warns(tonnx.OnnxRuntimeSemantics, match="ONNX Runtime clamps the total padding at 0"):
         y = tonnx.run_node(node, [x, w, b])
     assert y.shape == _ort(dict(strides=[3], auto_pad="SAME_UPPER"), x, w, b)[1].shape == (1, 1, 11)
+
+
+def test_the_old_import_path_warns_and_gives_the_same_functions():
+    import importlib
+    import sys
+
+    from tconv.interop import onnx as moved
+
+    sys.modules.pop("tconv.onnx", None)
+    with pytest.warns(FutureWarning, match="tconv.onnx has moved to tconv.interop.onnx"):
+        old = importlib.import_module("tconv.onnx")
+    for name in old.__all__:
+        assert getattr(old, name) is getattr(moved, name)
+    assert {"load", "run_node", "to_onnx"} <= set(old.__all__)

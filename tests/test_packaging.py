@@ -29,6 +29,7 @@ CHECK = textwrap.dedent("""
         "d2l": tconv.conv_transpose(X, X, stride=2)[0, 0].tolist(),
         "layers": len(bench.load_layers()),
         "layer_file": str(bench.DEFAULT_LAYERS),
+        "version": tconv.__version__,
     }))
 """)
 
@@ -80,3 +81,15 @@ def test_python_m_tconv_explains(installed):
     tail = out[out.index("Output y (1, 4, 4)"):]
     for row in ("0 0 0 1", "0 0 2 3", "0 2 0 3", "4 6 6 9"):
         assert row in tail
+
+
+def test_the_version_is_stated_once_and_the_types_ship(installed):
+    """pyproject.toml takes the version from tconv.__version__; the wheel's metadata says the same and
+    it carries py.typed, so type checkers read tconv's own hints."""
+    got = json.loads(_python(installed, "-c", CHECK))
+    info = next(installed.glob("tconv-*.dist-info"))
+    assert f"\nVersion: {got['version']}\n" in (info / "METADATA").read_text()
+    assert info.name == f"tconv-{got['version']}.dist-info"
+    assert (installed / "tconv" / "py.typed").is_file()
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in text and "\nversion =" not in text.split("[tool.setuptools.dynamic]")[0]
