@@ -119,7 +119,9 @@ def test_demo_writes_figures_and_page(tmp_path, capsys):
     if CHROMIUM:  # and screenshots of the page, PNGs of the window's size
         from PIL import Image
 
-        for name, width, height, _ in cli.PAGE_SCREENSHOTS:
+        from tconv.explainer.page import PAGE_SCREENSHOTS
+
+        for name, width, height, _ in PAGE_SCREENSHOTS:
             assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             with Image.open(tmp_path / name) as im:
                 assert im.size == (width, height)

@@ -1,7 +1,7 @@
-"""The ``tconv`` command.
-
-``tconv tour`` recomputes every worked example of the seed documents and prints input, parameters,
-output and whether it matches what the seed printed (``make demo`` runs it).
+"""The ``tconv`` command: its arguments parsed and checked, each command handed to the capability it
+belongs to (``tour`` and ``demo``: :mod:`tconv.explainer.tour`; ``explain``, ``shape``, ``solve``,
+``overlap``: :mod:`tconv.explainer`; ``convert``: :mod:`tconv.interop`; ``bench``: :mod:`tconv.bench`;
+``apply``: :mod:`tconv.scale.run`). Bad arguments exit with status 2 and a message naming the option.
 """
 
 from __future__ import annotations
@@ -14,77 +14,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import __version__
-from .core import layers
-from .core.functional import conv, conv_transpose
-from .core.spec import transposed_spec
-from .engine.algorithms import conv_matrix
-from .explainer.examples import D2L_MATRIX, EXAMPLES, SHAPE_EXAMPLES
-
-
-def grid(a: np.ndarray, indent: str = "    ") -> str:
-    """A 2-d array as aligned rows; higher ranks as one block per leading index."""
-    a = np.asarray(a)
-    if a.ndim > 2:
-        return "\n".join(
-            f"{indent}[{', '.join(map(str, idx))}]\n{grid(a[idx], indent + '  ')}"
-            for idx in np.ndindex(*a.shape[:-2])
-        )
-    a = np.atleast_2d(a)
-    cells = [[f"{v:g}" for v in row] for row in a]
-    width = max(len(c) for row in cells for c in row)
-    return "\n".join(indent + " ".join(c.rjust(width) for c in row) for row in cells)
-
-
-def _call(ex) -> str:
-    args = "".join(f", {k}={v}" for k, v in ex.params.items())
-    return f"tconv.{ex.op}(input, weight{args})"
-
-
-def tour(out=None) -> int:
-    """Print every seed example recomputed by tconv; returns the number that did not match."""
-    out = out or sys.stdout
-    bad = 0
-    for ex in EXAMPLES:
-        x, w, expected = ex.arrays()
-        y = (conv_transpose if ex.op == "conv_transpose" else conv)(x, w, **ex.params)
-        shown = np.round(y, ex.decimals) if ex.decimals is not None else y
-        ok = shown.shape == expected.shape and np.allclose(shown, expected, atol=1e-5)
-        bad += not ok
-        print(f"== {ex.name}  [seed {ex.source}]", file=out)
-        print(f"  {_call(ex)}", file=out)
-        print(f"  input {x.shape}:\n{grid(x[0])}", file=out)
-        print(f"  weight {w.shape}:\n{grid(w)}", file=out)
-        print(f"  output {y.shape}:\n{grid(shown[0])}", file=out)
-        print(f"  matches the seed: {'yes' if ok else 'NO'}\n", file=out)
-
-    # D2L 14.10.3: the convolution matrix, and the transposed convolution as W^T y
-    K = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
-    Y = conv(np.arange(9.0).reshape(1, 1, 3, 3), K)
-    W = conv_matrix(transposed_spec("tour", Y, K, None), K)
-    Z = conv_transpose(Y, K)
-    ok = np.array_equal(W, D2L_MATRIX) and np.allclose(Z.ravel(), W.T @ Y.ravel())
-    bad += not ok
-    print("== d2l-matrix  [seed 002 (D2L 14.10.3, connection to matrix transposition)]", file=out)
-    print(f"  W = conv_matrix(...) {W.shape}:\n{grid(W)}", file=out)
-    print(f"  conv_transpose(Y) == (W.T @ Y.ravel()).reshape(3, 3):\n{grid(Z[0, 0])}", file=out)
-    print(f"  matches the seed: {'yes' if ok else 'NO'}\n", file=out)
-
-    for source, stack, in_shape, out_shape in SHAPE_EXAMPLES:
-        x = np.random.default_rng(0).random(in_shape, dtype=np.float32)
-        shapes = [x.shape]
-        for cls, kwargs in stack:
-            x = getattr(layers, cls)(**kwargs, rng=0)(x)
-            shapes.append(x.shape)
-        ok = x.shape == out_shape
-        bad += not ok
-        print(f"== shapes  [seed {source}]", file=out)
-        print("  " + " -> ".join(f"{c}" for c, _ in stack) + ": " + " -> ".join(map(str, shapes)),
-              file=out)
-        print(f"  matches the seed: {'yes' if ok else 'NO'}\n", file=out)
-
-    total = len(EXAMPLES) + 1 + len(SHAPE_EXAMPLES)
-    print(f"{total - bad} of {total} seed examples reproduced exactly.", file=out)
-    return bad
 
 
 def parse_matrix(text: str) -> np.ndarray:
@@ -233,164 +162,31 @@ def cmd_explain(args) -> int:
 
 
 def cmd_shape(args) -> int:
-    from .explainer.steps import output_shape, round_trip
+    from .explainer.text import shape_report
 
     _, o = per_dimension({"--input-size": args.input_size, "--kernel-size": args.kernel_size,
                           "--stride": args.stride, "--padding": args.padding,
                           "--output-padding": args.output_padding, "--dilation": args.dilation})
-    stride, padding, output_padding, dilation = _geometry_of(o)
-    kernel = o["--kernel-size"]
-    size, forms = output_shape(o["--input-size"], kernel, stride, padding, output_padding, dilation)
-    print(f"output size {'x'.join(map(str, size))}")
-    for i, f in enumerate(forms):
-        print(f"  dim {i}: {f}")
-    if not isinstance(padding, str):
-        r = round_trip(size, kernel, stride, padding, dilation)
-        print(f"a Conv with these arguments maps {'x'.join(map(str, size))} back to "
-              f"{'x'.join(map(str, r.conv_output))}")
-        for i, c in enumerate(r.collisions):
-            if len(c) > 1:
-                print(f"  dim {i}: input sizes {', '.join(map(str, c))} all convolve to "
-                      f"{r.conv_output[i]}; output_padding picks one (why it exists)")
+    print("\n".join(shape_report(o["--input-size"], o["--kernel-size"], *_geometry_of(o))))
     return 0
 
 
 def cmd_solve(args) -> int:
-    from .explainer.steps import solve
+    from .explainer.text import solve_report
 
-    rank, o = per_dimension({"--input": args.input, "--output": args.output})
-    # dimensions asking the same question share one answer
-    dims: dict[tuple[int, int], list[int]] = {}
-    for i, pair in enumerate(zip(o["--input"], o["--output"])):
-        dims.setdefault(pair, []).append(i)
-    missing = 0
-    for (n_in, n_out), which in dims.items():
-        where = "" if rank == 1 else (
-            "every dimension: " if len(which) == rank else f"dim {', '.join(map(str, which))}: ")
-        found = solve(n_in, n_out, args.max_kernel, args.max_stride, args.max_padding, args.max_dilation)
-        if not found:
-            missing += 1
-            print(f"{where}no (kernel, stride, padding, output_padding, dilation) within the bounds "
-                  f"maps {n_in} -> {n_out}")
-            continue
-        print(f"{where}{len(found)} ways to map {n_in} -> {n_out}, even kernel coverage first:")
-        print("  kernel stride padding output_padding dilation  coverage")
-        for sol in found[: args.top]:
-            print(f"  {sol.kernel:6} {sol.stride:6} {sol.padding:7} {sol.output_padding:14} "
-                  f"{sol.dilation:8}  {'even' if sol.even else 'uneven (checkerboard)'}")
+    _, o = per_dimension({"--input": args.input, "--output": args.output})
+    lines, missing = solve_report(o["--input"], o["--output"], args.max_kernel, args.max_stride,
+                                  args.max_padding, args.max_dilation, args.top)
+    print("\n".join(lines))
     return 1 if missing else 0
 
 
 def cmd_overlap(args) -> int:
-    import textwrap
+    from .explainer.text import overlap_report
 
-    from .explainer.steps import overlap
-
-    rank, o = per_dimension({"--kernel": args.kernel, "--stride": args.stride, "--dilation": args.dilation})
-    uneven = False
-    for i, (k, s_, d) in enumerate(zip(o["--kernel"], o["--stride"], o["--dilation"])):
-        ov = overlap(k, s_, d)
-        uneven |= not ov.even
-        print(f"{'' if rank == 1 else f'dim {i}: '}kernel {k}, stride {s_}, dilation {d}: kernel taps "
-              f"per output position (position mod {s_}): {' '.join(map(str, ov.counts))}")
-    print("even coverage" if not uneven else textwrap.fill(
-          "uneven coverage: neighbouring outputs get different numbers of taps, the source of "
-          "checkerboard artifacts (Odena et al., Distill 2016); use a kernel divisible by the "
-          "stride", 80))
+    _, o = per_dimension({"--kernel": args.kernel, "--stride": args.stride, "--dilation": args.dilation})
+    print("\n".join(overlap_report(o["--kernel"], o["--stride"], o["--dilation"])))
     return 0
-
-
-def demo(out_dir: str, out=None) -> int:
-    """``make demo``: explain the default example, then every seed example; figures and a page."""
-    import os
-
-    from .explainer.figures import save_figure, save_gif
-    from .explainer.page import write_page
-    from .explainer.steps import explain
-    from .explainer.text import render
-
-    out = out or sys.stdout
-    os.makedirs(out_dir, exist_ok=True)
-    D2L = parse_matrix("0 1; 2 3")
-    e = explain(D2L, D2L)
-    print("== tconv explain  (D2L Fig. 14.10.1, the default example)\n", file=out)
-    out.write(render(e, color=out.isatty() if hasattr(out, "isatty") else False))
-    save_figure(e, os.path.join(out_dir, "d2l-fig-14.10.1.png"))
-    save_gif(e, os.path.join(out_dir, "d2l-fig-14.10.1.gif"))
-    page = os.path.join(out_dir, "explain.html")
-    write_page(e, page)
-    for ex in EXAMPLES:
-        if ex.op != "conv_transpose":
-            continue
-        x, w, expected = ex.arrays()
-        e = explain(x[0], w, **{k: v for k, v in ex.params.items()})
-        ok = np.allclose(np.round(e.output, ex.decimals or 6), expected[0], atol=1e-5)
-        print(f"\n== {ex.name}  [seed {ex.source}]  {_call(ex)}", file=out)
-        for i, f in enumerate(e.sizes):
-            print(f"  dim {i}: {f.text}", file=out)
-        print(f"  output {e.output.shape}, matches the seed: {'yes' if ok else 'NO'}", file=out)
-        print(grid(np.round(e.output, 4), indent="    "), file=out)
-        save_figure(e, os.path.join(out_dir, f"{ex.name}.png"))
-    print(file=out)
-    bad = tour(out=open(os.devnull, "w"))
-    print(f"{len(EXAMPLES) + 1 + len(SHAPE_EXAMPLES) - bad} of {len(EXAMPLES) + 1 + len(SHAPE_EXAMPLES)}"
-          f" seed examples reproduced exactly (tconv tour shows them all).", file=out)
-    shots = screenshot_page(page, out_dir, out)
-    page_words = "an interactive page (explain.html)" + (" and its screenshots" if shots else "")
-    print(f"figures, an animation, {page_words} are in {os.path.abspath(out_dir)}/", file=out)
-    return 1 if bad else 0
-
-
-#: The page's screenshots ``tconv demo`` takes: (file name, window width, height, URL fragment). The
-#: selected one, tall enough for the sum written out and the checkerboard, is README's docs/explain-page.png.
-PAGE_SCREENSHOTS = (
-    ("explain-1200x900.png", 1200, 900, ""),
-    ("explain-selected.png", 1200, 1240,
-     "input_size=3x3&kernel_size=3x3&stride=2&padding=1&output_padding=1&select=2x3"),
-    ("explain-narrow.png", 420, 900, ""),
-)
-
-
-def screenshot_page(page: str, out_dir: str, out=None, shots=PAGE_SCREENSHOTS) -> list[str]:
-    """PNG screenshots of the HTML page ``page`` in headless Chromium (its ``--screenshot`` flag), one
-    per ``(name, width, height, fragment)`` of ``shots``, into ``out_dir``; the paths written. Without
-    Chromium (``chromium`` or ``chromium-browser`` on PATH) none: a note on ``out`` says so."""
-    import os
-    import shutil
-    import subprocess
-    import tempfile
-
-    out = out or sys.stdout
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        print("no Chromium found (chromium or chromium-browser on PATH): the page's screenshots were "
-              "skipped; install it (sudo apt-get install chromium), or run make demo, which does", file=out)
-        return []
-    url = "file://" + os.path.abspath(page)
-    written = []
-    with tempfile.TemporaryDirectory(prefix="tconv-chromium-") as profile:
-        for name, width, height, fragment in shots:
-            path = os.path.abspath(os.path.join(out_dir, name))
-            if os.path.exists(path):
-                os.remove(path)
-            try:
-                done = subprocess.run(
-                    [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", f"--user-data-dir={profile}", f"--window-size={width},{height}",
-                     f"--screenshot={path}", url + (f"#{fragment}" if fragment else "")],
-                    capture_output=True, text=True, timeout=120)
-                failed = "" if os.path.exists(path) else (done.stderr.strip()[-500:]
-                                                          or f"exit {done.returncode}")
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                failed = str(exc)
-            if failed:
-                print(f"screenshot {name}: Chromium ({chromium}) wrote no PNG: {failed}", file=out)
-            else:
-                written.append(path)
-                print(f"screenshot of the page at {width}x{height}{f' (#{fragment})' if fragment else ''}: "
-                      f"{path}", file=out)
-    return written
 
 
 _CONVERT_SOURCES = {
@@ -556,9 +352,9 @@ APPLY_EXAMPLES = """examples:
 
 def cmd_bench(args) -> int:
     if args.dask:
-        from . import bench_dask
+        from .bench import dask
 
-        return bench_dask.main(args)
+        return dask.main(args)
     from . import bench
 
     return bench.main(args)
@@ -725,8 +521,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"tconv: {exc}", file=sys.stderr)
             return 2
     if args.command == "tour":
+        from .explainer.tour import tour
+
         return 1 if tour() else 0
     if args.command == "demo":
+        from .explainer.tour import demo
+
         return demo(args.out)
     return 2  # pragma: no cover - argparse rejects unknown commands
 

@@ -190,3 +190,56 @@ def write_page(e: Explanation, path: str) -> None:
     """Write :func:`page` to ``path``."""
     with open(path, "w", encoding="utf-8") as f:
         f.write(page(e))
+
+
+#: The page's screenshots ``tconv demo`` takes: (file name, window width, height, URL fragment). The
+#: selected one, tall enough for the sum written out and the checkerboard, is README's docs/explain-page.png.
+PAGE_SCREENSHOTS = (
+    ("explain-1200x900.png", 1200, 900, ""),
+    ("explain-selected.png", 1200, 1240,
+     "input_size=3x3&kernel_size=3x3&stride=2&padding=1&output_padding=1&select=2x3"),
+    ("explain-narrow.png", 420, 900, ""),
+)
+
+
+def screenshot_page(page: str, out_dir: str, out=None, shots=PAGE_SCREENSHOTS) -> list[str]:
+    """PNG screenshots of the HTML page ``page`` in headless Chromium (its ``--screenshot`` flag), one
+    per ``(name, width, height, fragment)`` of ``shots``, into ``out_dir``; the paths written. Without
+    Chromium (``chromium`` or ``chromium-browser`` on PATH) none: a note on ``out`` says so."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    out = out or sys.stdout
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        print("no Chromium found (chromium or chromium-browser on PATH): the page's screenshots were "
+              "skipped; install it (sudo apt-get install chromium), or run make demo, which does", file=out)
+        return []
+    url = "file://" + os.path.abspath(page)
+    written = []
+    with tempfile.TemporaryDirectory(prefix="tconv-chromium-") as profile:
+        for name, width, height, fragment in shots:
+            path = os.path.abspath(os.path.join(out_dir, name))
+            if os.path.exists(path):
+                os.remove(path)
+            try:
+                done = subprocess.run(
+                    [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", f"--user-data-dir={profile}", f"--window-size={width},{height}",
+                     f"--screenshot={path}", url + (f"#{fragment}" if fragment else "")],
+                    capture_output=True, text=True, timeout=120)
+                failed = "" if os.path.exists(path) else (done.stderr.strip()[-500:]
+                                                          or f"exit {done.returncode}")
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                failed = str(exc)
+            if failed:
+                print(f"screenshot {name}: Chromium ({chromium}) wrote no PNG: {failed}", file=out)
+            else:
+                written.append(path)
+                print(f"screenshot of the page at {width}x{height}{f' (#{fragment})' if fragment else ''}: "
+                      f"{path}", file=out)
+    return written

@@ -192,3 +192,84 @@ def _matrix(e, h, color) -> list[str]:
                            initial_indent="  ", subsequent_indent="    ")
     L.append("")
     return L
+
+
+def _joined(size) -> str:
+    return "x".join(map(str, size))
+
+
+def shape_report(input_size: tuple[int, ...], kernel: tuple[int, ...], stride, padding, output_padding,
+                 dilation) -> list[str]:
+    """``tconv shape``: the output size with each dimension's formula filled in, and what a Conv with
+    the same arguments maps it back to (where several input sizes collide, output_padding picks one).
+
+    >>> print("\\n".join(shape_report((3,), (3,), (2,), (1,), (0,), (1,))))
+    output size 5
+      dim 0: (3-1)*2 - 1 - 1 + 1*(3-1) + 0 + 1 = 5
+    a Conv with these arguments maps 5 back to 3
+      dim 0: input sizes 5, 6 all convolve to 3; output_padding picks one (why it exists)
+    """
+    from .steps import output_shape, round_trip
+
+    size, forms = output_shape(input_size, kernel, stride, padding, output_padding, dilation)
+    lines = [f"output size {_joined(size)}"] + [f"  dim {i}: {f}" for i, f in enumerate(forms)]
+    if not isinstance(padding, str):
+        r = round_trip(size, kernel, stride, padding, dilation)
+        lines.append(f"a Conv with these arguments maps {_joined(size)} back to {_joined(r.conv_output)}")
+        lines += [f"  dim {i}: input sizes {', '.join(map(str, c))} all convolve to {r.conv_output[i]}; "
+                  f"output_padding picks one (why it exists)"
+                  for i, c in enumerate(r.collisions) if len(c) > 1]
+    return lines
+
+
+def solve_report(inputs: tuple[int, ...], outputs: tuple[int, ...], max_kernel: int, max_stride: int,
+                 max_padding: int, max_dilation: int, top: int) -> tuple[list[str], int]:
+    """``tconv solve``: every (kernel, stride, padding, output_padding, dilation) within the bounds that
+    maps ``inputs[i]`` to ``outputs[i]``, the ``top`` first of each (even kernel coverage first);
+    dimensions asking the same question share one answer. Returns the lines and how many questions
+    have no answer."""
+    from .steps import solve
+
+    rank = len(inputs)
+    dims: dict[tuple[int, int], list[int]] = {}
+    for i, pair in enumerate(zip(inputs, outputs)):
+        dims.setdefault(pair, []).append(i)
+    lines, missing = [], 0
+    for (n_in, n_out), which in dims.items():
+        where = "" if rank == 1 else (
+            "every dimension: " if len(which) == rank else f"dim {', '.join(map(str, which))}: ")
+        found = solve(n_in, n_out, max_kernel, max_stride, max_padding, max_dilation)
+        if not found:
+            missing += 1
+            lines.append(f"{where}no (kernel, stride, padding, output_padding, dilation) within the bounds "
+                         f"maps {n_in} -> {n_out}")
+            continue
+        lines.append(f"{where}{len(found)} ways to map {n_in} -> {n_out}, even kernel coverage first:")
+        lines.append("  kernel stride padding output_padding dilation  coverage")
+        lines += [f"  {sol.kernel:6} {sol.stride:6} {sol.padding:7} {sol.output_padding:14} "
+                  f"{sol.dilation:8}  {'even' if sol.even else 'uneven (checkerboard)'}"
+                  for sol in found[:top]]
+    return lines, missing
+
+
+def overlap_report(kernels: tuple[int, ...], strides: tuple[int, ...],
+                   dilations: tuple[int, ...]) -> list[str]:
+    """``tconv overlap``: per dimension, how many kernel taps reach each output position (by position
+    mod stride), and whether the coverage is even (uneven: checkerboard artifacts).
+
+    >>> overlap_report((3,), (2,), (1,))[0]
+    'kernel 3, stride 2, dilation 1: kernel taps per output position (position mod 2): 2 1'
+    """
+    from .steps import overlap
+
+    rank, lines, uneven = len(kernels), [], False
+    for i, (k, s, d) in enumerate(zip(kernels, strides, dilations)):
+        ov = overlap(k, s, d)
+        uneven |= not ov.even
+        lines.append(f"{'' if rank == 1 else f'dim {i}: '}kernel {k}, stride {s}, dilation {d}: kernel taps "
+                     f"per output position (position mod {s}): {' '.join(map(str, ov.counts))}")
+    lines.append("even coverage" if not uneven else textwrap.fill(
+        "uneven coverage: neighbouring outputs get different numbers of taps, the source of "
+        "checkerboard artifacts (Odena et al., Distill 2016); use a kernel divisible by the "
+        "stride", 80))
+    return lines

@@ -44,10 +44,13 @@ from typing import Any
 
 import numpy as np
 
-from .bench import AGREEMENT, Layer, blas_lines, select_layers, write_results
-from .bench_machine import blas, header, machine
-from .core.functional import conv_transpose
-from .engine.threads import num_threads
+from ..core.functional import conv_transpose
+from ..engine.threads import num_threads
+from .compare import select_layers
+from .machine import blas, header, machine
+from .report import blas_lines, write_results
+from .suite import Layer
+from .systems import AGREEMENT
 
 #: The suite's layers timed by default: large 2-d maps, many small samples, one long 1-d signal.
 DASK_LAYERS = ("unet_up4", "k3s2_op1", "hifigan_1d")
@@ -180,7 +183,7 @@ def _in_memory(layer: Layer, w, b, source: str, target: str, chunks: tuple, thre
 
 def _on_dask(client, layer: Layer, w, b, source: str, target: str, progress: bool, out) -> dict:
     """The dask run: build the graph, compute it on the cluster; seconds of each and the whole."""
-    from .scale.run import compute, zarr_to_zarr
+    from ..scale.run import compute, zarr_to_zarr
 
     t0 = time.perf_counter()
     y, store = zarr_to_zarr(source, target, w, b, stride=layer.stride, padding=layer.padding,
@@ -291,7 +294,7 @@ def run(layers: list[Layer], threads: int = 2, chunk_mb: tuple[float, ...] = CHU
     prints a line per run and the table (to ``out``; progress bars to ``err``); returns everything as a
     dict. ``folder``: where the zarr arrays go (default: a temporary folder, removed afterwards).
     """
-    from .scale.run import connect
+    from ..scale.run import connect
 
     out = out or sys.stdout
     for name, value in (("threads", threads), ("runs", runs)):
@@ -414,9 +417,9 @@ def parse_sizes(text: str) -> tuple[float, ...]:
 
 
 def main(args) -> int:
-    """``tconv bench --dask``: the section for the layers :func:`tconv.bench.select_layers` picks
+    """``tconv bench --dask``: the section for the layers :func:`tconv.bench.compare.select_layers` picks
     (:data:`DASK_LAYERS` by default); ``--output`` writes OUTPUT.md and .json."""
-    from .scale.run import FIX, DependencyError, require_distributed
+    from ..scale.run import FIX, DependencyError, require_distributed
 
     require_distributed("bench --dask")
     layers = select_layers(args, DASK_LAYERS)

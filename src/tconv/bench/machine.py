@@ -12,10 +12,16 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Mapping
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from .suite import Layer
 
 #: The widest vector instructions, narrowest first, as these pages name them.
 ISA_LEVELS: tuple[str, ...] = ("SSE", "AVX", "AVX2", "AVX-512")
@@ -167,3 +173,81 @@ def machine(threads: int) -> dict:
             versions[module] = None
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads,
             "python": platform.python_version(), "numpy": np.__version__, **versions, "blas": blas()}
+
+
+def sgemm_peak(threads: int, min_runs: int = 5, min_seconds: float = 0.5) -> float:
+    """The machine's measured float32 GEMM rate (GFLOP/s) through NumPy's BLAS, best of sizes.
+
+    ``2*n**3`` FLOPs of square products, n = 1024 and 2048; BLAS runs with the threads it is given by
+    the caller (:func:`run` limits it to ``threads``).
+    """
+    best = 0.0
+    for n in (1024, 2048):
+        a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+        b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+        seconds = timeit(lambda a=a, b=b: a @ b, min_runs=min_runs, min_seconds=min_seconds)
+        best = max(best, 2 * n**3 / seconds / 1e9)
+    return best
+
+
+#: Bytes of the array :func:`copy_bandwidth` copies: well beyond any last-level cache.
+COPY_BYTES = 128 * 2**20
+
+
+def copy_bandwidth(threads: int, min_runs: int = 5, min_seconds: float = 0.5) -> float:
+    """The machine's measured memory bandwidth (GB/s): bytes read + bytes written per second by
+    ``np.copyto`` of a :data:`COPY_BYTES` float32 array into another (both touched beforehand).
+
+    The best of one thread copying all of it and ``threads`` threads each copying its own slice
+    (NumPy releases the GIL while it copies), so the limit it gives is a lower bound on time.
+    """
+    src = np.ones(COPY_BYTES // 4, dtype=np.float32)
+    dst = np.zeros_like(src)
+    best = 2 * src.nbytes / timeit(lambda: np.copyto(dst, src), min_runs, min_seconds) / 1e9
+    if threads > 1:
+        bounds = np.linspace(0, src.size, threads + 1).astype(int)
+        parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        with ThreadPoolExecutor(threads) as pool:
+            def copy() -> None:
+                list(pool.map(lambda part: np.copyto(dst[part], src[part]), parts))
+
+            best = max(best, 2 * src.nbytes / timeit(copy, min_runs, min_seconds) / 1e9)
+    return best
+
+
+def limit_seconds(layer: Layer, sgemm_gflops: float, copy_gbs: float) -> tuple[float, str]:
+    """``max(FLOPs / sgemm rate, bytes / copy bandwidth)`` and which of the two binds."""
+    compute = layer.flops / (sgemm_gflops * 1e9)
+    memory = layer.bytes / (copy_gbs * 1e9)
+    return (compute, "sgemm") if compute >= memory else (memory, "copy")
+
+
+def rates(threads: int, min_runs: int, min_seconds: float, when: str, out) -> tuple[float, float]:
+    """The sgemm rate (GFLOP/s) and the copy bandwidth (GB/s), measured now and printed."""
+    peak = sgemm_peak(threads, min_runs, min(0.5, min_seconds))
+    bandwidth = copy_bandwidth(threads, min_runs, min(0.5, min_seconds))
+    plural = "s" * (threads != 1)
+    print(f"at the {when}: sgemm rate (NumPy BLAS, {threads} thread{plural}) {peak:.1f} GFLOP/s; copy "
+          f"bandwidth (np.copyto, read + write) {bandwidth:.1f} GB/s", file=out, flush=True)
+    return peak, bandwidth
+
+
+#: Pause before timing each system, so the thread pools of the one timed before (OpenMP, ONNX
+#: Runtime, OpenVINO's TBB and OpenBLAS threads spin for a while after their work) are asleep again.
+SETTLE_SECONDS = 0.3
+
+
+def timeit(fn: Callable[[], Any], min_runs: int = 5, min_seconds: float = 1.0, warmup: int = 2) -> float:
+    """Median seconds of ``fn()`` over at least ``min_runs`` runs and ``min_seconds``, after a warm-up."""
+    time.sleep(SETTLE_SECONDS)
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 200:
+            break
+    return statistics.median(times)

@@ -1,0 +1,227 @@
+"""``tconv bench``: every layer through tconv and its peers in one run (:func:`run`), the backward
+pass against torch autograd, and the command's entry point (:func:`main`)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+
+import numpy as np
+
+from ..core.functional import conv_transpose, conv_transpose_backward
+from ..engine.threads import num_threads
+from .machine import blas, header, limit_seconds, machine, rates, timeit
+from .memory import peak_extra_memory
+from .random_layers import random_layers
+from .report import Row, fmt, geomean, markdown, threads_line, write_results
+from .suite import Layer, load_layers
+from .systems import AGREEMENT, make_runners, openvino_config, tconv_layer, torch_threads
+
+
+def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backward: bool = True,
+        out=None, min_runs: int = 5, algorithm: str = "auto", suite: str | None = None) -> dict:
+    """Run ``layers`` with ``threads`` threads for every system; print progress and tables; return
+    everything as a dict. Each time is the median of at least ``min_runs`` runs and ``min_seconds``.
+
+    ``algorithm``: tconv's algorithm for the forward table (``auto``, or a name of
+    :data:`tconv.ALGORITHMS`); a layer it refuses is skipped with a note. ``suite``: how the layers
+    were chosen, written in the header (e.g. ``--random 11 16``). tconv's thread count, NumPy's BLAS
+    and PyTorch's count are given back afterwards. ``out``: where to print (default: ``sys.stdout`` at
+    the time of the call).
+    """
+    from threadpoolctl import threadpool_limits
+
+    from ..engine.algorithms import ALGORITHMS
+
+    out = out or sys.stdout
+    for name, value, low in (("threads", threads, 1), ("min_runs", min_runs, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"bench: {name} must be a positive int, got {value!r}")
+    if isinstance(min_seconds, bool) or not isinstance(min_seconds, (int, float)) or not min_seconds >= 0:
+        raise ValueError(f"bench: seconds must be a number >= 0, got {min_seconds!r}")
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"bench: algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    if not layers:
+        raise ValueError("bench: no layers to run (check --only)")
+    torch_before = torch_threads()
+    try:
+        with num_threads(threads), threadpool_limits(threads):
+            print(threads_line(threads), file=out, flush=True)
+            print("\n".join(header(blas())), file=out, flush=True)
+            return _run(layers, threads, min_seconds, backward, out, min_runs, algorithm, suite)
+    finally:
+        if torch_before is not None:
+            import torch
+
+            torch.set_num_threads(torch_before)
+
+
+def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, out, min_runs: int,
+         algorithm: str, suite: str | None) -> dict:
+    from ..core.spec import transposed_spec
+    from ..engine import algorithms
+
+    # The machine's rates are measured before and after the layers, and the higher of the two sets the
+    # limits: on a shared machine one measurement taken while another process runs would understate the
+    # machine and put a limit above what a system can reach.
+    start = rates(threads, min_runs, min_seconds, "start", out)
+    if algorithm != "auto":
+        print(f"tconv forward algorithm: {algorithm} (--algorithm)", file=out)
+    rows: list[tuple[Layer, Row]] = []
+    back: list[dict] = []
+    failures: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for layer in layers:
+        x, w, b = layer.arrays()
+        if algorithm == "auto":  # a layer: its weight prepacked on the first call, as a session is built
+            ours = tconv_layer(layer, x, w, b)
+        else:
+            ours = lambda x=x, w=w, b=b, layer=layer: conv_transpose(  # noqa: E731
+                x, w, b, *layer.args(), algorithm=algorithm)
+        try:
+            y = ours()
+        except (ValueError, MemoryError) as exc:  # e.g. ``matrix`` refuses a matrix over its limit
+            skipped[layer.name] = str(exc)
+            print(f"  {layer.name:<12} skipped: tconv ({algorithm}): {exc}", file=out, flush=True)
+            continue
+        runners = make_runners(layer, x, w, b, threads, failures, out)
+        times: dict[str, float | None] = {"tconv": timeit(ours, min_runs, min_seconds)}
+        errors: dict[str, float] = {}
+        scale = float(np.abs(y).max()) or 1.0
+        for name, fn in runners.items():
+            times[name] = None
+            if fn is None:
+                continue
+            try:
+                ref = fn()
+            except Exception as exc:  # noqa: BLE001 - as in make_runners: refused at run time
+                failures[f"{layer.name}/{name}"] = f"{type(exc).__name__}: {exc}"
+                print(f"  {layer.name:<12} {name} failed: {type(exc).__name__}: {exc}", file=out)
+                continue
+            errors[name] = float(np.abs(ref - y).max()) / scale
+            if errors[name] > AGREEMENT:
+                print(f"  {layer.name:<12} {name} DISAGREES with tconv: max relative error "
+                      f"{errors[name]:.1e}", file=out)
+            times[name] = timeit(fn, min_runs, min_seconds)
+        peers = {k: t for k, t in times.items() if k != "tconv" and t is not None}
+        best_peer = min(peers, key=peers.get) if peers else None
+        ratio = peers[best_peer] / times["tconv"] if best_peer else None
+        memory = peak_extra_memory(ours) / (x.nbytes + y.nbytes)
+        spec = transposed_spec("bench", x, w, b, *layer.args())
+
+        def ms(t: float | None) -> float | None:
+            return None if t is None else t * 1e3
+
+        # the limit columns are filled in once the machine's rates are measured again, after the layers
+        row = Row(layer.name, layer.flops / 1e9, times["tconv"] * 1e3, ms(times["torch"]),
+                  ms(times["onnxruntime"]), ms(times["openvino"]), ratio, best_peer, math.nan, "",
+                  math.nan, layer.flops / times["tconv"] / 1e9, math.nan, memory,
+                  max(errors.values(), default=0.0), errors,
+                  algorithms.choose(spec) if algorithm == "auto" else algorithm)
+        rows.append((layer, row))
+        print(f"  {layer.name:<12} tconv {row.tconv_ms:9.2f} ms  torch {fmt(row.torch_ms, '9.2f')} ms"
+              f"  ort {fmt(row.ort_ms, '9.2f')} ms  openvino {fmt(row.openvino_ms, '9.2f')} ms"
+              f"  ratio {fmt(ratio)}  tconv {row.gflops:.1f} GFLOP/s  [{row.algorithm}]"
+              f"  err {row.max_error:.1e}", file=out, flush=True)
+        if backward and runners["torch"] is not None:
+            back.append(_backward_row(layer, x, w, b, threads, min_runs, min_seconds, out))
+    end = rates(threads, min_runs, min_seconds, "end", out)
+    peak, bandwidth = max(start[0], end[0]), max(start[1], end[1])
+    for layer, row in rows:
+        limit, row.limit_bound = limit_seconds(layer, peak, bandwidth)
+        row.limit_ms, row.tconv_over_limit = limit * 1e3, row.tconv_ms / 1e3 / limit
+        row.peak_fraction = row.gflops / peak
+    ratios = [r.ratio for _, r in rows if r.ratio]
+    over = [r.tconv_over_limit for _, r in rows]
+    result = {
+        "machine": machine(threads),
+        "sgemm_peak_gflops": peak,
+        "copy_gbs": bandwidth,
+        "sgemm_gflops_start_end": [start[0], end[0]],
+        "copy_gbs_start_end": [start[1], end[1]],
+        "threads": threads,
+        "openvino_config": openvino_config(threads),
+        "min_runs": min_runs,
+        "min_seconds": min_seconds,
+        "algorithm": algorithm,
+        "suite": suite,
+        "layers": [layer.row() for layer in layers],
+        "rows": [asdict(r) for _, r in rows],
+        "geomean_ratio": geomean(ratios),
+        "min_ratio": min(ratios) if ratios else None,
+        "geomean_tconv_over_limit": geomean(over),
+        "max_tconv_over_limit": max(over) if over else None,
+        "failures": failures,
+        "skipped": skipped,
+        "backward": back,
+        "backward_geomean_ratio": geomean([r["ratio"] for r in back]),
+    }
+    print(file=out)
+    print(markdown(result), file=out)
+    return result
+
+
+def _backward_row(layer: Layer, x, w, b, threads: int, min_runs: int, min_seconds: float, out) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    y = conv_transpose(x, w, b, *layer.args())
+    g = np.random.default_rng(1).standard_normal(y.shape, dtype=np.float32)
+    ours = lambda: conv_transpose_backward(g, x, w, *layer.args())  # noqa: E731
+    fn = getattr(torch.nn.functional, f"conv_transpose{layer.rank}d")
+    xt, wt, bt, gt = (torch.from_numpy(a) for a in (x, w, b, g))
+
+    def theirs():
+        xs, ws, bs = (t.detach().requires_grad_(True) for t in (xt, wt, bt))
+        fn(xs, ws, bs, *layer.args()).backward(gt)
+        return xs.grad, ws.grad, bs.grad
+
+    mine, ref = ours(), theirs()
+    error = max(float(np.abs(a - r.numpy()).max() / (np.abs(r.numpy()).max() or 1))
+                for a, r in zip(mine, ref))
+    t_ours = timeit(ours, min_runs, min_seconds)
+    t_torch = timeit(theirs, min_runs, min_seconds)
+    row = {"name": layer.name, "tconv_ms": t_ours * 1e3, "torch_ms": t_torch * 1e3,
+           "ratio": t_torch / t_ours, "max_error": error}
+    print(f"  {layer.name:<12} backward: tconv {t_ours * 1e3:9.2f} ms  torch autograd "
+          f"{t_torch * 1e3:9.2f} ms  ratio {t_torch / t_ours:.2f}  err {error:.1e}", file=out,
+          flush=True)
+    return row
+
+
+def main(args) -> int:
+    """``tconv bench``: the suite (or ``--layers``, ``--random``, ``--only``) with ``--threads`` for
+    every system; ``--list`` prints the layers' parameters and times nothing. (``--dask`` is
+    :func:`tconv.bench.dask.main`.)"""
+    layers = select_layers(args)
+    suite = f"--random {args.random[0]} {args.random[1]}" if args.random else None
+    if args.list or args.random:
+        if args.random:
+            print(f"layers of {suite} (numpy.random.default_rng({args.random[0]})):")
+        for layer in layers:
+            print(f"  {layer.describe()}")
+        if args.list:
+            return 0
+    result = run(layers, threads=args.threads, min_seconds=args.seconds, backward=not args.no_backward,
+                 min_runs=5 if args.runs is None else args.runs, algorithm=args.algorithm, suite=suite)
+    if args.output:
+        write_results(args.output, result, markdown(result))
+    return 0
+
+
+def select_layers(args, default: Sequence[str] | None = None) -> list[Layer]:
+    """The layers a benchmark runs: ``--random SEED COUNT``, else ``--layers`` or the suite (with
+    neither, and no ``--only``, the suite's layers named in ``default`` when given: ``tconv bench
+    --dask`` runs :data:`tconv.bench.dask.DASK_LAYERS`); then ``--only`` (unknown names are an error)."""
+    layers = random_layers(*args.random) if args.random else load_layers(args.layers)
+    if default is not None and not (args.random or args.layers or args.only):
+        layers = [layer for layer in layers if layer.name in default]
+    if args.only:
+        wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+        unknown = sorted(set(wanted) - {layer.name for layer in layers})
+        if unknown:
+            raise ValueError(f"bench: --only names no layer of the suite: {', '.join(unknown)}")
+        layers = [layer for layer in layers if layer.name in wanted]
+    return layers
