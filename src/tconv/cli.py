@@ -57,6 +57,12 @@ def parse_padding(text: str) -> tuple[int, ...] | str:
 PerDim = tuple[int, ...] | str | None
 
 
+def _ints(value: PerDim) -> tuple[int, ...]:
+    """A resolved option argparse parsed as sizes (:func:`parse_size`): a tuple of ints."""
+    assert isinstance(value, tuple), value
+    return value
+
+
 def per_dimension(options: dict[str, PerDim], rank: int | None = None,
                   rank_from: str = "") -> tuple[int, dict[str, PerDim]]:
     """Resolve per-dimension command-line options to one spatial rank, as PyTorch's ``kernel_size=3``.
@@ -136,9 +142,9 @@ def cmd_explain(args) -> int:
                          2 if fixed else None, fixed[0] if fixed else "")
     default = parse_matrix("0 1; 2 3")
     x = args.input if args.input is not None else (
-        _filled(o["--input-size"], args.values) if args.input_size else default)
+        _filled(_ints(o["--input-size"]), args.values) if args.input_size else default)
     w = args.kernel if args.kernel is not None else (
-        _filled(o["--kernel-size"], args.kernel_values) if args.kernel_size else default)
+        _filled(_ints(o["--kernel-size"]), args.kernel_values) if args.kernel_size else default)
     e = explain(x, w, *_geometry_of(o))
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     views = tuple(v.strip() for v in args.views.split(","))
@@ -167,7 +173,7 @@ def cmd_shape(args) -> int:
     _, o = per_dimension({"--input-size": args.input_size, "--kernel-size": args.kernel_size,
                           "--stride": args.stride, "--padding": args.padding,
                           "--output-padding": args.output_padding, "--dilation": args.dilation})
-    print("\n".join(shape_report(o["--input-size"], o["--kernel-size"], *_geometry_of(o))))
+    print("\n".join(shape_report(_ints(o["--input-size"]), _ints(o["--kernel-size"]), *_geometry_of(o))))
     return 0
 
 
@@ -175,7 +181,7 @@ def cmd_solve(args) -> int:
     from .explainer.text import solve_report
 
     _, o = per_dimension({"--input": args.input, "--output": args.output})
-    lines, missing = solve_report(o["--input"], o["--output"], args.max_kernel, args.max_stride,
+    lines, missing = solve_report(_ints(o["--input"]), _ints(o["--output"]), args.max_kernel, args.max_stride,
                                   args.max_padding, args.max_dilation, args.top)
     print("\n".join(lines))
     return 1 if missing else 0
@@ -185,7 +191,7 @@ def cmd_overlap(args) -> int:
     from .explainer.text import overlap_report
 
     _, o = per_dimension({"--kernel": args.kernel, "--stride": args.stride, "--dilation": args.dilation})
-    print("\n".join(overlap_report(o["--kernel"], o["--stride"], o["--dilation"])))
+    print("\n".join(overlap_report(_ints(o["--kernel"]), _ints(o["--stride"]), _ints(o["--dilation"]))))
     return 0
 
 
@@ -277,11 +283,11 @@ def cmd_convert(args) -> int:
             raise ValueError("convert: the layer's rank is not known: name it (ConvTranspose2d, "
                              "Conv2DTranspose), give a per-dimension argument as a tuple, --input-size "
                              "8x8 or --weight-shape")
-        kernel, input_size = o["--kernel-size"], o["--input-size"]
+        sizes, input_size = o["--kernel-size"], o["--input-size"]
         missing = [flag for flag, v in (("--in-channels", c_in), ("--out-channels", c_out),
-                                        ("--kernel-size", kernel)) if v is None]
+                                        ("--kernel-size", sizes)) if v is None]
         if not missing:
-            weight_shape = weight_shape_of(params, args.source, c_in, c_out, kernel)
+            weight_shape = weight_shape_of(params, args.source, c_in, c_out, _ints(sizes))
         elif args.input_shape is None:  # nothing else can say them
             what = ", ".join(m[2:].replace("-", " ") for m in missing)
             raise ValueError(f"convert: the {args.source} layer's call does not say its {what}: give "

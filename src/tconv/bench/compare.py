@@ -3,6 +3,7 @@ pass against torch autograd, and the command's entry point (:func:`main`)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Sequence
@@ -78,8 +79,7 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
         if algorithm == "auto":  # a layer: its weight prepacked on the first call, as a session is built
             ours = tconv_layer(layer, x, w, b)
         else:
-            ours = lambda x=x, w=w, b=b, layer=layer: conv_transpose(  # noqa: E731
-                x, w, b, *layer.args(), algorithm=algorithm)
+            ours = functools.partial(conv_transpose, x, w, b, *layer.args(), algorithm=algorithm)
         try:
             y = ours()
         except (ValueError, MemoryError) as exc:  # e.g. ``matrix`` refuses a matrix over its limit
@@ -87,7 +87,8 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
             print(f"  {layer.name:<12} skipped: tconv ({algorithm}): {exc}", file=out, flush=True)
             continue
         runners = make_runners(layer, x, w, b, threads, failures, out)
-        times: dict[str, float | None] = {"tconv": timeit(ours, min_runs, min_seconds)}
+        tconv_seconds = timeit(ours, min_runs, min_seconds)
+        times: dict[str, float | None] = {"tconv": tconv_seconds}
         errors: dict[str, float] = {}
         scale = float(np.abs(y).max()) or 1.0
         for name, fn in runners.items():
@@ -106,8 +107,8 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
                       f"{errors[name]:.1e}", file=out)
             times[name] = timeit(fn, min_runs, min_seconds)
         peers = {k: t for k, t in times.items() if k != "tconv" and t is not None}
-        best_peer = min(peers, key=peers.get) if peers else None
-        ratio = peers[best_peer] / times["tconv"] if best_peer else None
+        best_peer = min(peers, key=lambda k: peers[k]) if peers else None
+        ratio = peers[best_peer] / tconv_seconds if best_peer else None
         memory = peak_extra_memory(ours) / (x.nbytes + y.nbytes)
         spec = transposed_spec("bench", x, w, b, *layer.args())
 
@@ -115,9 +116,9 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
             return None if t is None else t * 1e3
 
         # the limit columns are filled in once the machine's rates are measured again, after the layers
-        row = Row(layer.name, layer.flops / 1e9, times["tconv"] * 1e3, ms(times["torch"]),
+        row = Row(layer.name, layer.flops / 1e9, tconv_seconds * 1e3, ms(times["torch"]),
                   ms(times["onnxruntime"]), ms(times["openvino"]), ratio, best_peer, math.nan, "",
-                  math.nan, layer.flops / times["tconv"] / 1e9, math.nan, memory,
+                  math.nan, layer.flops / tconv_seconds / 1e9, math.nan, memory,
                   max(errors.values(), default=0.0), errors,
                   algorithms.choose(spec) if algorithm == "auto" else algorithm)
         rows.append((layer, row))

@@ -204,7 +204,7 @@ def _max_error(a_path: str, b_path: str) -> float:
     step = b.chunks[0]
     diff = scale = 0.0
     for i in range(0, b.shape[0], step):
-        x, y = a[i:i + step], b[i:i + step]
+        x, y = np.asarray(a[i:i + step]), np.asarray(b[i:i + step])
         diff = max(diff, float(np.abs(x - y).max()))
         scale = max(scale, float(np.abs(y).max()))
     return diff / (scale or 1.0)
@@ -232,7 +232,10 @@ def run_one(client, layer: Layer, chunk_mb: float, threads: int, runs: int, fold
     stored_chunks = tuple(max(c) for c in y.chunks)
     tasks = len(store.__dask_graph__())
     _in_memory(layer, w, b, source, mem_target, stored_chunks, threads)  # warm-up
-    mem, dsk, workers, mem_peak = [], [], {}, 0
+    mem: list[dict] = []
+    dsk: list[dict] = []
+    workers: dict[str, dict[str, int]] = {}
+    mem_peak = 0
     for _ in range(runs):
         base = reset_peak()
         mem.append(_in_memory(layer, w, b, source, mem_target, stored_chunks, threads))

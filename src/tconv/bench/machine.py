@@ -10,6 +10,7 @@ forces one; some machines force an old one for old builds' sake, and on an AVX-5
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import statistics
@@ -62,10 +63,13 @@ def cpu_name() -> str:
 def cpu_features() -> list[str]:
     """The CPU's vector extensions of :data:`SHOWN_FEATURES` that it has, as NumPy detected them at
     import (``AVX512_SKX``: AVX-512 F, CD, BW, DQ and VL, what OpenBLAS's SkylakeX kernel needs)."""
+    import importlib
+
     try:
-        from numpy._core._multiarray_umath import __cpu_features__ as features
+        umath = importlib.import_module("numpy._core._multiarray_umath")
     except ImportError:  # NumPy 1.x
-        from numpy.core._multiarray_umath import __cpu_features__ as features
+        umath = importlib.import_module("numpy.core._multiarray_umath")
+    features: dict[str, bool] = umath.__cpu_features__
     return [name for name in SHOWN_FEATURES if features.get(name)]
 
 
@@ -185,7 +189,7 @@ def sgemm_peak(threads: int, min_runs: int = 5, min_seconds: float = 0.5) -> flo
     for n in (1024, 2048):
         a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
         b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
-        seconds = timeit(lambda a=a, b=b: a @ b, min_runs=min_runs, min_seconds=min_seconds)
+        seconds = timeit(functools.partial(np.matmul, a, b), min_runs=min_runs, min_seconds=min_seconds)
         best = max(best, 2 * n**3 / seconds / 1e9)
     return best
 

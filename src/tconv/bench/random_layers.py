@@ -127,7 +127,7 @@ def _random_layer(rng: np.random.Generator, name: str) -> Layer | None:
     spatial = tuple(max(1, round(v)) for v in sides)
     if max(spatial) > RANDOM_MAX_SIDE[rank]:
         return None
-    layer = Layer(name, n, c_in, c_out, spatial, kernel, stride, padding, output_padding, groups, d)
+    layer = Layer(name, n, c_in, c_out, spatial, kernel, stride, padding, output_padding, groups, (d,) * rank)
     if min(layer.out_spatial) < 1 or not low <= layer.flops / 1e9 <= high:
         return None
     activations = 4 * (n * c_in * math.prod(spatial) + n * c_out * math.prod(layer.out_spatial))

@@ -87,6 +87,14 @@ def _asset(name: str) -> str | None:
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
+def _shipped(assets: dict[str, str | None], name: str) -> str:
+    """An asset the page cannot go without (every wheel ships it; only code.js may be missing)."""
+    text = assets[name]
+    if text is None:  # pragma: no cover - a broken installation
+        raise RuntimeError(f"page: tconv/explainer/assets/{name} is missing from this installation")
+    return text
+
+
 def _dims(values, always_each: bool = False) -> str:
     """A per-dimension control's text: ``2`` when every dimension is 2 (tconv's int), else ``4x5``."""
     values = [int(v) for v in values]
@@ -172,13 +180,14 @@ def page(e: Explanation) -> str:
     assets = {name: _asset(name) for name in _ASSETS}
     code = assets["code.js"]
     start["codeMissing"] = code is None
-    html = assets["page.html"]
+    html, css, math_js, ui_js = (_shipped(assets, name)
+                                 for name in ("page.html", "page.css", "math.js", "ui.js"))
     for marker, value in (
-        ("/*__CSS__*/", assets["page.css"]),
+        ("/*__CSS__*/", css),
         ("/*__START__*/", "const START = " + json.dumps(start).replace("</", "<\\/") + ";"),
-        ("/*__MATH_JS__*/", _script(assets["math.js"], "math.js")),
+        ("/*__MATH_JS__*/", _script(math_js, "math.js")),
         ("/*__CODE_JS__*/", _NO_CODE if code is None else _script(code, "code.js")),
-        ("/*__UI_JS__*/", _script(assets["ui.js"], "ui.js")),
+        ("/*__UI_JS__*/", _script(ui_js, "ui.js")),
     ):
         if marker not in html:  # pragma: no cover - the template and this list go together
             raise RuntimeError(f"page: assets/page.html lacks {marker}")
