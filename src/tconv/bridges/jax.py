@@ -67,6 +67,7 @@ def fold(z: jax.Array, pads: tuple[tuple[int, int], ...], mode: str) -> jax.Arra
                 piece = piece.sum(dim, keepdims=True)
             where.append(slice(to, to + piece.shape[dim]))
         out = piece if out is None else out.at[tuple(where)].add(piece)  # the centre comes first
+    assert out is not None  # every dimension has its interior piece: the product is never empty
     return out
 
 

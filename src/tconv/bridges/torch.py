@@ -26,7 +26,8 @@ torch.Size([1, 2, 16, 16])
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +92,7 @@ def conv_transpose(
     groups: int = 1,
     dilation: int | tuple[int, ...] = 1,
     padding_mode: str = "zeros",
-    output_size: tuple[int, ...] | None = None,
+    output_size: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Transposed convolution of spatial rank 1, 2 or 3 (set by ``weight.dim() - 2``), tconv's semantics.
 
@@ -142,6 +143,14 @@ class _ConvTransposeMixin:
     """The part of ``ConvTranspose1d/2d/3d`` that torch's own classes refuse: padding forms and modes."""
 
     _rank: int
+    if TYPE_CHECKING:  # set by torch's ConvTransposeNd, the other base of every class made by _make
+        # (for mypy only: TorchScript reads class annotations, and these would change its refusal)
+        weight: torch.Tensor
+        bias: torch.Tensor | None
+        stride: tuple[int, ...]
+        output_padding: tuple[int, ...]
+        dilation: tuple[int, ...]
+        groups: int
 
     def _tconv_init(self, padding: Any, padding_mode: str) -> None:
         name = type(self).__name__
@@ -180,7 +189,7 @@ class _ConvTransposeMixin:
         )
 
 
-def _make(rank: int, base: type) -> type:
+def _make(rank: int, base: type[torch.nn.Module]) -> type:
     def __init__(
         self,
         in_channels: int,
@@ -213,7 +222,7 @@ def _make(rank: int, base: type) -> type:
         (_ConvTransposeMixin, base),
         {"__init__": __init__, "_rank": rank, "__doc__": doc, "__module__": __name__},
     )
-    cls.__init__.__qualname__ = f"ConvTranspose{rank}d.__init__"
+    __init__.__qualname__ = f"ConvTranspose{rank}d.__init__"  # cls.__init__
     return cls
 
 

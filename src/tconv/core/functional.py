@@ -248,7 +248,7 @@ def backward(op: str, spec: ConvSpec, grad_output: ArrayLike, x: np.ndarray, w: 
         grad_input, grad_weight = fast.correlate(spec, gb, wd, small=xb)
     else:
         with blas_limit():
-            grad_input = algorithms.TRANSPOSED[algorithms.choose(spec)](spec, gb, wd)
+            grad_input = algorithms.TRANSPOSED[algorithms.choose(spec)](spec, gb, wd, None)
         grad_weight = fast.correlate(spec, xb, wd, small=gb, convolve=False)[1]
     grad_bias = gb.sum(axis=(0, *range(2, gb.ndim)))
     return _unbatched(spec, grad_input), grad_weight, grad_bias
@@ -332,7 +332,7 @@ def _ranked(general: Callable, impl: Callable, rank: int, name: str) -> Callable
         return impl(name, *(bound.arguments[p] for p in params))
 
     ranked.__name__ = ranked.__qualname__ = name
-    ranked.__signature__ = inspect.signature(general)
+    setattr(ranked, "__signature__", inspect.signature(general))  # noqa: B010 (mypy types no __signature__)
     ranked.__doc__ = f"{rank}-d :func:`{general.__name__}`: the same arguments, a rank-{rank} weight."
     return ranked
 

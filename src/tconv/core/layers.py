@@ -107,12 +107,13 @@ def layer_args(
     output_padding = int_tuple(name, "output_padding", output_padding, rank, 0)
     check_output_padding(name, output_padding, stride, dilation)
     pairs = padding_pairs(name, padding, rank)
+    checked: str | tuple[int, ...] | tuple[tuple[int, int], ...] = pairs
     if not (isinstance(pairs, str) or any(b != a for b, a in pairs)):
-        pairs = tuple(b for b, _ in pairs)
+        checked = tuple(b for b, _ in pairs)
     if padding_mode not in PADDING_MODES:
         raise ValueError(f"{name}: padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
     return LayerArgs(int(in_channels), int(out_channels), int(groups), transposed, kernel_size, stride,
-                     dilation, output_padding, pairs, padding_mode)
+                     dilation, output_padding, checked, padding_mode)
 
 
 class ConvLayer:

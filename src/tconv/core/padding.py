@@ -22,11 +22,15 @@ array([2., 2., 2.])
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import EllipsisType
+from typing import Literal
 
 import numpy as np
 
 PADDING_MODES = ("zeros", "circular", "reflect", "replicate")
-_NUMPY_MODE = {"zeros": "constant", "circular": "wrap", "reflect": "reflect", "replicate": "edge"}
+_NUMPY_MODE: dict[str, Literal["constant", "wrap", "reflect", "edge"]] = {
+    "zeros": "constant", "circular": "wrap", "reflect": "reflect", "replicate": "edge"
+}
 
 Pairs = Sequence[tuple[int, int]]
 
@@ -103,7 +107,8 @@ def pad_or_crop(a: np.ndarray, pairs: Pairs) -> np.ndarray:
     """Zero-pad (positive) or crop (negative) the last ``len(pairs)`` axes by ``(before, after)``."""
     first = a.ndim - len(pairs)
     crop = tuple(slice(max(-b, 0), a.shape[first + i] - max(-e, 0)) for i, (b, e) in enumerate(pairs))
-    a = a[(Ellipsis, *crop)]
+    index: tuple[EllipsisType | slice, ...] = (Ellipsis, *crop)
+    a = a[index]
     widths = [(0, 0)] * first + [(max(b, 0), max(e, 0)) for b, e in pairs]
     if any(w != (0, 0) for w in widths):
         a = np.pad(a, widths)

@@ -202,25 +202,26 @@ def padding_pairs(op: str, padding: Any, rank: int) -> str | tuple[tuple[int, in
         if padding in ("same", "valid"):
             return padding
         raise ValueError(f"{op}: padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
+    pairs: tuple[tuple[int, int], ...]
     if isinstance(padding, Integral) and not isinstance(padding, bool):
         pairs = ((int(padding), int(padding)),) * rank
     elif isinstance(padding, (Sequence, np.ndarray)) and len(padding) == rank:
-        pairs = []
+        listed: list[tuple[int, int]] = []
         for p in padding:
             if isinstance(p, Integral) and not isinstance(p, bool):
-                pairs.append((int(p), int(p)))
+                listed.append((int(p), int(p)))
             elif (
                 isinstance(p, (Sequence, np.ndarray))
                 and len(p) == 2
                 and all(isinstance(v, Integral) and not isinstance(v, bool) for v in p)
             ):
-                pairs.append((int(p[0]), int(p[1])))
+                listed.append((int(p[0]), int(p[1])))
             else:
                 raise TypeError(
                     f"{op}: padding must give each of the {rank} spatial dimensions an int or a "
                     f"(before, after) pair of ints, got {padding!r}"
                 )
-        pairs = tuple(pairs)
+        pairs = tuple(listed)
     else:
         raise TypeError(
             f"{op}: padding must be an int, a tuple of {rank} ints, a tuple of {rank} (before, after) "
@@ -336,9 +337,10 @@ def transposed_spec(
     dilation = int_tuple(op, "dilation", dilation, rank, 1)
     output_padding = int_tuple(op, "output_padding", output_padding, rank, 0)
     padding_mode = _check_mode(op, padding_mode)
-    pads = padding_pairs(op, padding, rank)
+    padding_arg = padding_pairs(op, padding, rank)
+    pads: tuple[tuple[int, int], ...]
 
-    if pads == "same":
+    if padding_arg == "same":
         if any(output_padding):
             raise ValueError(
                 f"{op}: output_padding must be 0 with padding='same' (the output size is input size "
@@ -352,8 +354,7 @@ def transposed_spec(
                 f"output_size={_pretty(output_size)} was requested"
             )
     else:
-        if pads == "valid":
-            pads = ((0, 0),) * rank
+        pads = ((0, 0),) * rank if isinstance(padding_arg, str) else padding_arg  # str: 'valid'
         if output_size is not None:
             request = _spatial_request(op, output_size, x, rank)
             ranges = [
@@ -458,10 +459,13 @@ def conv_spec(
     stride = int_tuple(op, "stride", stride, rank, 1)
     dilation = int_tuple(op, "dilation", dilation, rank, 1)
     padding_mode = _check_mode(op, padding_mode)
-    pads = padding_pairs(op, padding, rank)
-    if pads == "valid":
+    padding_arg = padding_pairs(op, padding, rank)
+    pads: tuple[tuple[int, int], ...]
+    if not isinstance(padding_arg, str):
+        pads = padding_arg
+    elif padding_arg == "valid":
         pads = ((0, 0),) * rank
-    elif pads == "same":
+    else:  # 'same'
         # TF/Keras 'same' for every stride: output ceil(L/s); for stride 1 it is PyTorch's 'same'.
         pads = tuple(same_pads(Li, k, s, d) for Li, k, s, d in zip(L, kernel, stride, dilation))
     padded = tuple(Li + b_ + a for Li, (b_, a) in zip(L, pads))

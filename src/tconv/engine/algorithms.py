@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from functools import lru_cache
 from itertools import product
 from math import prod
+from types import EllipsisType
 
 import numpy as np
 
@@ -121,7 +122,9 @@ def scatter(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None =
         cols = np.matmul(wt[:, flat].reshape(G, len(chunk) * Cl, Cs), x_mat)
         cols = cols.reshape(N, G, len(chunk), Cl, *spec.small)
         for m, (_, small_sl, core_sl) in enumerate(chunk):
-            core[(Ellipsis, *core_sl)] += cols[(slice(None), slice(None), m, slice(None), *small_sl)]
+            target: tuple[EllipsisType | slice, ...] = (Ellipsis, *core_sl)
+            source: tuple[slice | int, ...] = (slice(None), slice(None), m, slice(None), *small_sl)
+            core[target] += cols[source]
     return _finish(spec, core, b)
 
 
@@ -135,7 +138,8 @@ def insert_zeros(x: np.ndarray, stride: tuple[int, ...]) -> np.ndarray:
     rank = len(stride)
     out = np.zeros((*x.shape[:-rank], *((n - 1) * s + 1 for n, s in zip(x.shape[-rank:], stride))),
                    dtype=x.dtype)
-    out[(Ellipsis, *(slice(None, None, s) for s in stride))] = x
+    every_s: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(None, None, s) for s in stride))
+    out[every_s] = x
     return out
 
 
@@ -167,13 +171,16 @@ def zero_insertion(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray |
     # 2. border of d*(k-1) - crop on each side (output_padding is a smaller crop after)
     image = _grouped(spec, pad_or_crop(dilated, border), spec.small_channels)
     # 3. correlate with the flipped kernel: out[j] = sum_t image[j + t*d] * w[k-1-t]
-    flipped = _grouped_weight(spec, w)[(Ellipsis, *(slice(None, None, -1),) * rank)]
+    reverse: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(None, None, -1),) * rank)
+    flipped = _grouped_weight(spec, w)[reverse]
     core = np.zeros((x.shape[0], spec.groups, spec.large_channels // spec.groups, *spec.core_size),
                     dtype=spec.dtype)
     for t in np.ndindex(*spec.kernel):
         window = tuple(slice(ti * d, ti * d + size)
                        for ti, d, size in zip(t, spec.dilation, spec.core_size))
-        core += _contract(flipped[(Ellipsis, *t)], image[(Ellipsis, *window)])
+        tap: tuple[EllipsisType | int, ...] = (Ellipsis, *t)
+        pixels: tuple[EllipsisType | slice, ...] = (Ellipsis, *window)
+        core += _contract(flipped[tap], image[pixels])
     return _finish(spec, core, b)
 
 
@@ -282,7 +289,7 @@ def _modelled(spec: ConvSpec) -> str:
     if fast.single_product(spec):
         return "gemm"
     times = cost.estimates(spec)
-    return min(times, key=times.get)
+    return min(times, key=times.__getitem__)
 
 
 #: ``auto`` runs the NumPy-only ``scatter`` below this many multiply-adds.

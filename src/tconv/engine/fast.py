@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from math import prod
+from typing import cast
 
 import numpy as np
 
@@ -340,7 +341,8 @@ def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
 
     g3 = rank3(spec)
     s, d, p, k, L, n = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"], g3["small"]
-    tables = [a for dim in (0, 1) for a in reach_table(n[dim], k[dim], s[dim], d[dim], p[dim], L[dim])]
+    tab0, cnt0 = reach_table(n[0], k[0], s[0], d[0], p[0], L[0])
+    tab1, cnt1 = reach_table(n[1], k[1], s[1], d[1], p[1], L[1])
     # per phase of the last dimension, its taps (t, u)
     phases = {(q_first + p[2]) % s[2]: taps
               for q_first, _, _, taps in dim_phases(n[2], k[2], s[2], d[2], p[2], L[2])}
@@ -355,7 +357,7 @@ def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
     with numba_limit():
         kernels.direct(np.ascontiguousarray(x).reshape(*x.shape[:2], *n),
                        np.ascontiguousarray(w).reshape(*w.shape[:2], *k), core, spec.groups,
-                       *tables, ptab, pcnt, s[2], p[2])
+                       tab0, cnt0, tab1, cnt1, ptab, pcnt, s[2], p[2])
     return finish(spec, core, b)
 
 
@@ -418,7 +420,8 @@ def correlate(spec: ConvSpec, large: np.ndarray, w: np.ndarray, small: np.ndarra
     _run([lambda m=m, gw=gw: worker(m, gw) for m, gw in zip(shares, grads) if m])
     grad_w = None
     if small is not None:
-        grad_w = sum(grads[1:], grads[0]).reshape(spec.weight_shape)  # zeros where a share had no work
+        partials = cast("list[np.ndarray]", grads)  # given small, every share has its sum
+        grad_w = sum(partials[1:], partials[0]).reshape(spec.weight_shape)  # zeros where a share had no work
     if out is not None:
         out = out.reshape(N, spec.small_channels, *spec.small)
     return out, grad_w

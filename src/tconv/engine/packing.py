@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
 
 def _checksum(w: np.ndarray) -> int:
-    return zlib.crc32(memoryview(np.ascontiguousarray(w)).cast("B"))
+    # an ndarray is a buffer; numpy's stubs say so (``__buffer__``) only for Python 3.12 and later
+    return zlib.crc32(memoryview(cast("Buffer", np.ascontiguousarray(w))).cast("B"))
 
 
 def _identity(w: np.ndarray) -> tuple:
@@ -95,7 +99,7 @@ def packs_weight(algorithm: Callable[..., Any]) -> Callable[..., Any]:
     """Mark a registry algorithm as taking ``cache=``; :mod:`tconv.core.functional` passes a layer's
     cache only to those (``gemm`` and ``phase``; the reference algorithms, written to be read, and
     ``direct``, which multiplies the weight as it is, take none)."""
-    algorithm.packs_weight = True
+    setattr(algorithm, "packs_weight", True)  # noqa: B010 (a function attribute: mypy types none)
     return algorithm
 
 

@@ -22,8 +22,10 @@ are built the same way (subconvolutions per output phase).
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from itertools import product
 from math import prod
+from types import EllipsisType
 
 import numpy as np
 
@@ -71,7 +73,9 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
     xg = x.reshape(N, G, Cs, *spec.small)
     if any(lo or hi for lo, hi in pads):
         xp = np.zeros((N, G, Cs, *(n + lo + hi for n, (lo, hi) in zip(spec.small, pads))), spec.dtype)
-        xp[(Ellipsis, *(slice(lo, lo + n) for n, (lo, _) in zip(spec.small, pads)))] = xg
+        inner: tuple[EllipsisType | slice, ...] = (
+            Ellipsis, *(slice(lo, lo + n) for n, (lo, _) in zip(spec.small, pads)))
+        xp[inner] = xg
     else:
         xp = np.ascontiguousarray(xg)
     lead = (1,) * (3 - rank)  # kernels take three spatial dimensions
@@ -83,7 +87,7 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
         x3 = np.ascontiguousarray(xp).reshape(N, G * Cs, *lead, *xp.shape[3:])
     wg = w.reshape(G, Cs, Cl, *spec.kernel)
     fuse = b is not None and spec.padding_mode == "zeros"
-    bias = b.reshape(G, Cl).astype(spec.dtype, copy=False) if fuse else None
+    bias = b.reshape(G, Cl).astype(spec.dtype, copy=False) if fuse and b is not None else None
     core = np.empty((N, G, Cl, *spec.core_size), spec.dtype)
     steps = []  # (view, counts, w_q, shifts, starts, n0, n1, g): each writes its own pixels
     for combo in product(*per_dim):
@@ -91,11 +95,12 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
         view = tuple(slice(f, f + s * (c - 1) + 1, s) for f, c, s in zip(firsts, counts, spec.stride))
         T = prod(len(t) for t in taps)
         if T == 0:  # no tap reaches these pixels: zeros (and the bias)
-            core[(Ellipsis, *view)] = 0 if bias is None else bias.reshape(G, Cl, *(1,) * rank)
+            pixels: tuple[EllipsisType | slice, ...] = (Ellipsis, *view)
+            core[pixels] = 0 if bias is None else bias.reshape(G, Cl, *(1,) * rank)
             continue
         ts = tuple(tuple(t for t, _ in tp) for tp in taps)
         w_q = packed(cache, ("phase", w.dtype.str, G, channels_last, ts),
-                     lambda ts=ts: _phase_weight(wg, ts, channels_last))
+                     partial(_phase_weight, wg, ts, channels_last))
         # the kernels' rank-3 geometry: every tap's shift, and where the phase starts in x3
         shifts = np.array([(0,) * len(lead) + tuple(u for _, u in tap) for tap in product(*taps)],
                           dtype=np.int64)
@@ -140,7 +145,8 @@ def _phase_weight(wg: np.ndarray, taps: tuple[tuple[int, ...], ...], channels_la
     columns ``(c, tap)``."""
     G, Cs, Cl = wg.shape[:3]
     T = prod(len(t) for t in taps)
-    w_q = wg[(slice(None), slice(None), slice(None), *np.ix_(*taps))].reshape(G, Cs, Cl, T)
+    index: tuple[slice | np.ndarray, ...] = (slice(None), slice(None), slice(None), *np.ix_(*taps))
+    w_q = wg[index].reshape(G, Cs, Cl, T)
     if channels_last:
         return w_q.transpose(0, 3, 1, 2).reshape(G, T * Cs, Cl)  # rows (tap, c)
     return w_q.transpose(0, 2, 1, 3).reshape(G, Cl, Cs * T)  # columns (c, tap)

@@ -183,11 +183,13 @@ class numba_limit:
     """
 
     __slots__ = ("_previous",)
+    _previous: int | None
 
     def __enter__(self) -> numba_limit:
         import numba
 
-        wanted = min(get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+        pool = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import, from the env
+        wanted = min(get_num_threads(), pool)
         self._previous = numba.get_num_threads()
         if self._previous != wanted:
             numba.set_num_threads(wanted)

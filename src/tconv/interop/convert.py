@@ -190,7 +190,7 @@ def _shape(name: str, shape: Any) -> tuple[int, ...] | None:
     if shape is None:
         return None
     values = tuple(shape)
-    if not values or not all(isinstance(v, Integral) and not isinstance(v, bool) and v > 0
+    if not values or not all(isinstance(v, Integral) and not isinstance(v, bool) and int(v) > 0
                              for v in values):
         raise ValueError(f"convert: {name} must be a tuple of positive ints, got {shape!r}")
     return tuple(int(v) for v in values)
@@ -273,10 +273,12 @@ def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, L
         if source == "torch":
             pads = tuple((q, q) for q in _per_dim("padding", p.get("padding", 0), rank, source, 0))
         else:
-            pads = padding_pairs("convert: tconv", p.get("padding", 0), rank)
-            if pads == "valid":
+            padding_arg = padding_pairs("convert: tconv", p.get("padding", 0), rank)
+            if not isinstance(padding_arg, str):
+                pads = padding_arg
+            elif padding_arg == "valid":
                 pads = ((0, 0),) * rank
-            elif pads == "same":
+            else:  # 'same'
                 if any(op):
                     raise ValueError("convert: tconv output_padding must be 0 with padding='same'")
                 n = _need(input_shape, layout, rank, "tconv padding='same'")
@@ -338,12 +340,13 @@ def _read(p: dict, source: str, input_shape, weight_shape) -> tuple[Canonical, L
         padding = str(p.get("padding", "valid")).lower()
         if padding not in ("valid", "same"):
             raise ValueError(f"convert: keras padding must be 'valid' or 'same', got {p['padding']!r}")
-        op = p.get("output_padding")
-        ops = (None,) * rank if op is None else _per_dim("output_padding", op, rank, source, 0)
+        stated = p.get("output_padding")
+        ops: tuple[int | None, ...] = (
+            (None,) * rank if stated is None else _per_dim("output_padding", stated, rank, source, 0))
         for o, s in zip(ops, stride):
             if o is not None and o >= s:
                 raise ValueError(f"convert: keras output_padding must be smaller than strides, got "
-                                 f"output_padding={op}, strides={stride}")
+                                 f"output_padding={stated}, strides={stride}")
         crop = tuple(_keras_crop(k, s, d, padding, o) for k, s, d, o in zip(kernel, stride, dilation, ops))
         bias = bool(p.get("use_bias", True))
     elif source == "jax":
@@ -404,6 +407,11 @@ def _keras_crop(k: int, s: int, d: int, padding: str, op: int | None) -> tuple[i
         lo = min(pad_len // 2 + pad_len % 2, e - 1)
         hi = pad_len - lo
     return e - 1 - lo, e - 1 - hi
+
+
+def _keras_closest_op(k: int, s: int, d: int, padding: str, want: tuple[int, int]) -> int:
+    """The output_padding (< stride) whose Keras window is closest to ``want``; the smallest of ties."""
+    return min(range(s), key=lambda o: (_distance([_keras_crop(k, s, d, padding, o)], [want]), o))
 
 
 def _jax_default_numbers(rank: int) -> tuple[str, str, str]:
@@ -504,9 +512,9 @@ def _write(c: Canonical, target: str) -> tuple[dict, tuple[tuple[int, int], ...]
                     stride=c.stride, padding=padding, output_padding=tuple(ops), groups=c.groups,
                     bias=c.bias, dilation=c.dilation), got, layout
     if target == "torch":
-        ps, ops, got = [], [], []
+        ps, torch_ops, achieved = [], [], []
         for (b, a), s, d in zip(c.crop, c.stride, c.dilation):
-            best = None
+            best: tuple[tuple[int, int], int, int, tuple[int, int]] | None = None
             for p in range(0, max(b, 0) + 1):
                 for o in range(output_padding_limit(s, d)):
                     g = (p, p - o)
@@ -514,33 +522,34 @@ def _write(c: Canonical, target: str) -> tuple[dict, tuple[tuple[int, int], ...]
                         score = (abs(g[0] - b) + abs(g[1] - a), -p)
                         if best is None or score < best[0]:
                             best = (score, p, o, g)
+            assert best is not None  # p = o = 0 always qualifies
             _, p, o, g = best
             ps.append(p)
-            ops.append(o)
-            got.append(g)
+            torch_ops.append(o)
+            achieved.append(g)
         return dict(in_channels=c.in_channels, out_channels=c.out_channels, kernel_size=c.kernel,
-                    stride=c.stride, padding=tuple(ps), output_padding=tuple(ops),
-                    groups=c.groups, bias=c.bias, dilation=c.dilation), tuple(got), \
+                    stride=c.stride, padding=tuple(ps), output_padding=tuple(torch_ops),
+                    groups=c.groups, bias=c.bias, dilation=c.dilation), tuple(achieved), \
             Layout.channels_first(c.rank)
     if target == "keras":
         if any(s > 1 for s in c.stride) and any(d > 1 for d in c.dilation):
             raise ValueError(f"convert: keras refuses strides > 1 with dilation_rate > 1 (strides="
                              f"{c.stride}, dilation_rate={c.dilation})")
-        options = []
+        # (distance, padding, output_padding, achieved crop)
+        options: list[tuple[int, str, tuple[int, ...] | None, tuple[tuple[int, int], ...]]] = []
         dims = list(zip(c.kernel, c.stride, c.dilation, c.crop))
-        for padding in ("same", "valid"):
+        for mode in ("same", "valid"):
             # output_padding=None (Keras's own choice in every dimension), or per dimension the
             # output_padding (< stride) whose window is closest
-            got = tuple(_keras_crop(k, s, d, padding, None) for k, s, d, _ in dims)
-            options.append((_distance(got, c.crop), padding, None, got))
-            ops = tuple(min(range(s), key=lambda o, k=k, s=s, d=d, w=w: (
-                _distance([_keras_crop(k, s, d, padding, o)], [w]), o)) for k, s, d, w in dims)
-            got = tuple(_keras_crop(k, s, d, padding, o) for (k, s, d, _), o in zip(dims, ops))
-            options.append((_distance(got, c.crop), padding, ops, got))
-        _, padding, ops, got = min(options, key=lambda t: (t[0], t[1] != "same", t[2] is not None))
+            got = tuple(_keras_crop(k, s, d, mode, None) for k, s, d, _ in dims)
+            options.append((_distance(got, c.crop), mode, None, got))
+            closest = tuple(_keras_closest_op(k, s, d, mode, w) for k, s, d, w in dims)
+            got = tuple(_keras_crop(k, s, d, mode, o) for (k, s, d, _), o in zip(dims, closest))
+            options.append((_distance(got, c.crop), mode, closest, got))
+        _, mode, keras_ops, got = min(options, key=lambda t: (t[0], t[1] != "same", t[2] is not None))
         layout = Layout.channels_last(c.rank, _keras_weight_perm(c.rank))
-        return dict(filters=c.out_channels, kernel_size=c.kernel, strides=c.stride, padding=padding,
-                    output_padding=ops, data_format="channels_last", dilation_rate=c.dilation,
+        return dict(filters=c.out_channels, kernel_size=c.kernel, strides=c.stride, padding=mode,
+                    output_padding=keras_ops, data_format="channels_last", dilation_rate=c.dilation,
                     use_bias=c.bias), got, layout
     if target == "jax":
         pairs = tuple((e - 1 - b, e - 1 - a) for e, (b, a) in zip(c.span, c.crop))
@@ -793,8 +802,8 @@ def convert(params: Any, source: str, target: str, *, input_shape: Any = None,
     weight_shape = _shape("weight_shape", weight_shape) or own_weight_shape
     canonical, source_layout, notes = _read(src, source, input_shape, weight_shape)
     out, achieved, target_layout = _write(canonical, target)
-    fixup = tuple((w[0] - g[0], w[1] - g[1]) for w, g in zip(canonical.crop, achieved))
-    fixup = None if all(f == (0, 0) for f in fixup) else fixup
+    offsets = tuple((w[0] - g[0], w[1] - g[1]) for w, g in zip(canonical.crop, achieved))
+    fixup = None if all(f == (0, 0) for f in offsets) else offsets
     if fixup is not None:
         notes = (*notes, f"{target} cannot express this window alone; crop (+) or append bias-valued "
                          f"pixels (-) to its output: {fixup}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -111,9 +111,10 @@ def resolve(op_type: str, attrs: dict, in_size: tuple[int, ...], kernel: tuple[i
         raise ValueError(f"{name}: kernel_shape {attrs['kernel_shape']} does not match the weight's "
                          f"{kernel}")
     group = int_tuple(name, "group", attrs.get("group", 1), 1, 1)[0]
-    pads = ints("pads", 2 * rank, 0, 0) if "pads" in attrs else None
-    if pads is not None:
-        pads = tuple(zip(pads[:rank], pads[rank:]))
+    pads: tuple[tuple[int, int], ...] | None = None
+    if "pads" in attrs:
+        flat = ints("pads", 2 * rank, 0, 0)
+        pads = tuple(zip(flat[:rank], flat[rank:]))
     if op_type == "Conv":
         if auto in ("SAME_UPPER", "SAME_LOWER"):
             pairs = [same_pads(n, k, si, di) for n, k, si, di in zip(in_size, kernel, s, d)]
@@ -123,11 +124,12 @@ def resolve(op_type: str, attrs: dict, in_size: tuple[int, ...], kernel: tuple[i
             pairs = list(pads) if pads is not None and auto == "NOTSET" else [(0, 0)] * rank
         return dict(stride=s, padding=tuple(pairs), dilation=d, groups=group, notes=())
     op = ints("output_padding", rank, 0, 0)
-    out_shape = attrs.get("output_shape")
-    if out_shape is None:
+    stated = attrs.get("output_shape")
+    out_shape: tuple[int | None, ...]
+    if stated is None:
         out_shape = (None,) * rank
     else:  # the spatial sizes, or a whole shape's last ones
-        full = isinstance(out_shape, (list, tuple, np.ndarray)) and len(out_shape) == rank + 2
+        full = isinstance(stated, (list, tuple, np.ndarray)) and len(stated) == rank + 2
         out_shape = ints("output_shape", rank + 2 if full else rank, 1, 1)[-rank:]
     pairs, extra, notes = [], [], []
     for i in range(rank):
@@ -203,7 +205,8 @@ def load(path_or_model) -> list:
         if shape is None or any(v is None for v in shape[2:]):
             raise ValueError(f"tconv.onnx.load: the input size of node {node.name or node.op_type!r} "
                              f"is not known from the model's shapes")
-        found.append(layer_from_node(node, w, b, shape[2:]))
+        in_size = cast("tuple[int, ...]", shape[2:])  # every one known: checked just above
+        found.append(layer_from_node(node, w, b, in_size))
     return found
 
 
@@ -247,9 +250,9 @@ def to_onnx(layer, path: str | Path | None, input_shape: tuple[int, ...]):
         spec = conv_spec(name, x, layer.weight, None, layer.stride, layer.padding, layer.dilation,
                          layer.groups)
         pairs, extra = spec.pads, None
-    attrs = dict(strides=list(spec.stride), dilations=list(spec.dilation), group=spec.groups,
-                 kernel_shape=list(spec.kernel),
-                 pads=[b for b, _ in pairs] + [a for _, a in pairs])
+    attrs: dict[str, Any] = dict(strides=list(spec.stride), dilations=list(spec.dilation),
+                                 group=spec.groups, kernel_shape=list(spec.kernel),
+                                 pads=[b for b, _ in pairs] + [a for _, a in pairs])
     if extra is not None:
         attrs["output_padding"] = list(extra)
     dtype = TensorProto.FLOAT if layer.dtype == np.float32 else TensorProto.DOUBLE

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from itertools import product
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -136,10 +136,10 @@ def _channel_blocks(groups: int, per_group: int, chunks: Sequence[int]) -> int:
 
 def _gather(pieces: list, shape: list, origin: list, dtype) -> np.ndarray:
     """One array of ``shape`` from ``[array, offset]`` pieces; pixels no piece covers are zero."""
-    shape = tuple(shape)
-    if len(pieces) == 1 and pieces[0][0].shape == shape:
+    size = tuple(shape)
+    if len(pieces) == 1 and pieces[0][0].shape == size:
         return pieces[0][0]
-    out = np.zeros(shape, dtype)
+    out = np.zeros(size, dtype)
     for part, offset in pieces:
         out[tuple(slice(o - g, o - g + n) for o, g, n in zip(offset, origin, part.shape))] = part
     return out
@@ -188,7 +188,7 @@ def blockwise_regions(name: str, token: Any, sources: list, out_chunks: tuple, d
 
     name = f"{name}-{tokenize(name, token, constants, *(s.name for s in sources), out_chunks)}"
     dsk: dict = {}
-    refs = []
+    refs: list[str | None] = []
     for i, value in enumerate(constants):
         if value is None:
             refs.append(None)
@@ -232,7 +232,7 @@ def conv_transpose(op: str, input: Any, weight: Any, bias: Any, stride: Any, pad
                    padding_mode: Any, algorithm: Any):
     """:func:`tconv.conv_transpose` of a dask ``input``: ``(y, spec, input)``, ``y`` lazy."""
     x, stand_in = checked(op, "input", input)
-    w = _in_memory(op, "weight", weight)
+    w = cast(np.ndarray, _in_memory(op, "weight", weight))  # required: a None fails in the spec
     b = _in_memory(op, "bias", bias)
     spec = transposed_spec(op, stand_in, w, b, stride, padding, output_padding, groups, dilation,
                            output_size, padding_mode, in_memory=False)
@@ -339,7 +339,7 @@ def conv(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding: Any,
          groups: Any, padding_mode: Any):
     """:func:`tconv.conv` of a dask ``input``: ``(y, spec, input)``, ``y`` lazy."""
     x, stand_in = checked(op, "input", input)
-    w = _in_memory(op, "weight", weight)
+    w = cast(np.ndarray, _in_memory(op, "weight", weight))  # required: a None fails in the spec
     b = _in_memory(op, "bias", bias)
     spec = conv_spec(op, stand_in, w, b, stride, padding, dilation, groups, padding_mode,
                      in_memory=False)
@@ -433,7 +433,7 @@ def backward(op: str, spec: ConvSpec, grad_output: Any, input: Any, weight: Any)
         raise ValueError(
             f"{op}: grad_output must have the output's shape {spec.out_shape}, got {g.shape}"
         )
-    w = _in_memory(op, "weight", weight)
+    w = cast(np.ndarray, _in_memory(op, "weight", weight))  # required: a None fails in the spec
     dtype = result_dtype(stand_in, np.broadcast_to(np.zeros((), input.dtype), ()), w)
     spec = _replace(spec, dtype=dtype)
     gb, xb = _batched(spec, g).astype(dtype), _batched(spec, input).astype(dtype)

@@ -52,7 +52,7 @@ def require_distributed(purpose: str = "a dask cluster") -> None:
     """
     from importlib import metadata
 
-    found = {}
+    found: dict[str, str | None] = {}
     for name in ("dask", "distributed"):
         try:
             found[name] = metadata.version(name)
@@ -246,6 +246,7 @@ def convolved(x: Any, weight: np.ndarray, bias: np.ndarray | None = None, *, tra
     """:func:`tconv.conv_transpose` (``transposed``) or :func:`tconv.conv` of the dask array ``x``,
     rechunked to :func:`regular_chunks` so zarr can store it; lazy, its arguments checked here (the
     same ValueError as in memory)."""
+    y: Any  # a dask array: the functional API returns one for a dask input
     if transposed:
         y = conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation,
                            padding_mode=padding_mode)
