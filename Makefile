@@ -58,6 +58,7 @@ MAKEFLAGS += -j2
 
 test: $(VENV)/.test browser
 	$(PY) -m ruff check src tests
+	$(PY) -m mypy
 	$(if $(IS_ROOT),TCONV_REQUIRE_BROWSER=1 )$(PY) -m pytest$(if $(PYTEST_WORKERS), $(PYTEST_WORKERS))
 
 browser:
@@ -93,6 +94,7 @@ lock:
 
 lint: $(VENV)/.test
 	$(PY) -m ruff check src tests
+	$(PY) -m mypy
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
