@@ -97,4 +97,4 @@ lint: $(VENV)/.test
 	$(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -21,9 +21,8 @@ from numba import prange
 
 # The OpenMP layer's threads spin after each parallel loop and starve the BLAS threads of the next
 # matrix product (measured: 2x slower alternating GEMM and col2im); the workqueue layer sleeps.
-# (numba.config makes its options at import from the environment: its attributes are invisible to mypy)
-if numba.config.THREADING_LAYER == "default":  # type: ignore[attr-defined]
-    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 @numba.njit(cache=True, inline="always")

@@ -188,7 +188,7 @@ class numba_limit:
     def __enter__(self) -> numba_limit:
         import numba
 
-        pool = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import, from the env
+        pool = numba.config.NUMBA_NUM_THREADS
         wanted = min(get_num_threads(), pool)
         self._previous = numba.get_num_threads()
         if self._previous != wanted:
