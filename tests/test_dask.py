@@ -278,6 +278,16 @@ def test_bad_input_is_refused_at_the_call_with_the_in_memory_message():
         tconv.conv_transpose(x, np.ones((3, 1, 3, 3)), algorithm="fft")
     with pytest.raises(ValueError, match="grad_output must have the output's shape"):
         tconv.conv_transpose_backward(da.zeros((1, 1, 3, 3)), x, np.ones((3, 1, 3, 3)))
+    # a missing weight: the in-memory call's TypeError, in every direction (was an AttributeError)
+    with pytest.raises(TypeError) as in_memory:
+        tconv.conv_transpose(np.zeros((1, 3, 8, 8)), None)
+    rule = str(in_memory.value).split(": ", 1)[1]  # "weight must have dtype float32 or float64 ..."
+    assert rule.startswith("weight must ")
+    for call in (lambda: tconv.conv_transpose(x, None), lambda: tconv.conv(x, None),
+                 lambda: tconv.conv_transpose_backward(da.zeros((1, 1, 10, 10)), x, None)):
+        with pytest.raises(TypeError) as lazy:
+            call()
+        assert str(lazy.value).split(": ", 1)[1] == rule
 
 
 def test_chunks_of_unknown_size_ask_for_compute_chunk_sizes():

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from itertools import product
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -61,12 +61,17 @@ def checked(op: str, name: str, a: Any) -> tuple[Any, np.ndarray]:
     return da.asarray(a), stand_in
 
 
-def _in_memory(op: str, name: str, a: Any) -> np.ndarray | None:
-    if a is None:
-        return None
+def _in_memory(op: str, name: str, a: Any) -> np.ndarray:
+    """A weight (small) as an ndarray, computed if it is a dask array; checked as in memory (a None
+    weight is the in-memory call's TypeError)."""
     if is_dask(a):
         a = a.compute()
     return as_array(op, name, a)
+
+
+def _optional(op: str, name: str, a: Any) -> np.ndarray | None:
+    """A bias: None, or as :func:`_in_memory`."""
+    return None if a is None else _in_memory(op, name, a)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -232,8 +237,8 @@ def conv_transpose(op: str, input: Any, weight: Any, bias: Any, stride: Any, pad
                    padding_mode: Any, algorithm: Any):
     """:func:`tconv.conv_transpose` of a dask ``input``: ``(y, spec, input)``, ``y`` lazy."""
     x, stand_in = checked(op, "input", input)
-    w = cast(np.ndarray, _in_memory(op, "weight", weight))  # required: a None fails in the spec
-    b = _in_memory(op, "bias", bias)
+    w = _in_memory(op, "weight", weight)
+    b = _optional(op, "bias", bias)
     spec = transposed_spec(op, stand_in, w, b, stride, padding, output_padding, groups, dilation,
                            output_size, padding_mode, in_memory=False)
     _algorithm(op, algorithm)
@@ -339,8 +344,8 @@ def conv(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding: Any,
          groups: Any, padding_mode: Any):
     """:func:`tconv.conv` of a dask ``input``: ``(y, spec, input)``, ``y`` lazy."""
     x, stand_in = checked(op, "input", input)
-    w = cast(np.ndarray, _in_memory(op, "weight", weight))  # required: a None fails in the spec
-    b = _in_memory(op, "bias", bias)
+    w = _in_memory(op, "weight", weight)
+    b = _optional(op, "bias", bias)
     spec = conv_spec(op, stand_in, w, b, stride, padding, dilation, groups, padding_mode,
                      in_memory=False)
     y = _convolved(spec, _batched(spec, x), w, b)
@@ -433,7 +438,7 @@ def backward(op: str, spec: ConvSpec, grad_output: Any, input: Any, weight: Any)
         raise ValueError(
             f"{op}: grad_output must have the output's shape {spec.out_shape}, got {g.shape}"
         )
-    w = cast(np.ndarray, _in_memory(op, "weight", weight))  # required: a None fails in the spec
+    w = _in_memory(op, "weight", weight)
     dtype = result_dtype(stand_in, np.broadcast_to(np.zeros((), input.dtype), ()), w)
     spec = _replace(spec, dtype=dtype)
     gb, xb = _batched(spec, g).astype(dtype), _batched(spec, input).astype(dtype)
