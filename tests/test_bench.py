@@ -20,6 +20,7 @@ import pytest
 import tconv
 from tconv import bench, cli
 from tconv.bench import machine as bench_machine
+from tconv.bench import report
 from tconv.core.spec import transposed_spec
 from tconv.engine import algorithms
 
@@ -75,6 +76,13 @@ def test_bench_runs_a_tiny_suite_and_writes_its_tables(tiny_run):
               if i["user_api"] == "blas"}
     assert (blas["library"], blas["version"], blas["kernel"]) in loaded
     assert blas["cpu_features"] == bench_machine.cpu_features()
+    # the per-call overhead on a layer that is nearly all overhead, beside the suite
+    call = result["per_call"]
+    assert call["layer"].startswith("2d N=1 C_in=8 C_out=8 in=8x8 k=4 s=2 p=1")
+    assert set(call["us"]) == {"tconv", "torch", "onnxruntime", "openvino"} and call["us"]["tconv"] > 0
+    peers = [t for name, t in call["us"].items() if name != "tconv" and t is not None]
+    assert call["tconv_over_fastest_peer"] == pytest.approx(call["us"]["tconv"] / min(peers))
+    assert report.per_call_line(call) in out.splitlines()
 
     header, rows = table(out, "layer")
     assert header[:8] == ["layer", "GFLOP", "tconv ms", "torch ms", "ORT ms", "OpenVINO ms",
@@ -93,6 +101,8 @@ def test_bench_runs_a_tiny_suite_and_writes_its_tables(tiny_run):
     md = (folder / "r.md").read_text()
     assert md.splitlines()[0].startswith("Machine: ") and line in md.splitlines()[0]
     assert md.splitlines()[1] == f"{blas['line']}."
+    overhead = md.splitlines()[2 + bool(blas["warning"])]  # after the BLAS line and its warning, if any
+    assert overhead.startswith(f"Overhead: {report.per_call_line(result['per_call'])}")
     assert all(f"| {name} |" in md for name in NAMES)
     assert {"machine", "sgemm_peak_gflops", "copy_gbs", "threads", "openvino_config", "min_runs", "rows",
             "geomean_ratio", "min_ratio", "geomean_tconv_over_limit", "layers", "backward",

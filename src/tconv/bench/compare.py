@@ -16,7 +16,7 @@ from ..engine.threads import num_threads
 from .machine import blas, header, limit_seconds, machine, rates, timeit
 from .memory import peak_extra_memory
 from .random_layers import random_layers
-from .report import Row, fmt, geomean, markdown, threads_line, write_results
+from .report import Row, fmt, geomean, markdown, per_call_line, threads_line, write_results
 from .suite import Layer, load_layers
 from .systems import AGREEMENT, make_runners, openvino_config, tconv_layer, torch_threads
 
@@ -59,6 +59,36 @@ def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backwar
             torch.set_num_threads(torch_before)
 
 
+#: A layer whose call is nearly all overhead (0.1 MFLOP: 1x8x8x8, 8 -> 8 channels, k4 s2 p1): what a
+#: decoder of small layers pays per layer before any arithmetic, measured beside the suite.
+PER_CALL_LAYER = Layer("per_call", 1, 8, 8, (8, 8), (4, 4), (2, 2), (1, 1), (0, 0), 1, (1, 1))
+
+
+def per_call(threads: int, min_runs: int, min_seconds: float, out) -> dict:
+    """Each system's call of :data:`PER_CALL_LAYER` (tconv as a layer, its weight prepacked; the peers
+    as in the suite), microseconds (None: not installed or refused), and tconv's over the fastest
+    peer's; printed on ``out``."""
+    layer = PER_CALL_LAYER
+    x, w, b = layer.arrays()
+    runners = {"tconv": tconv_layer(layer, x, w, b), **make_runners(layer, x, w, b, threads, {}, out)}
+    us: dict[str, float | None] = {}
+    for name, fn in runners.items():
+        us[name] = None
+        if fn is not None:
+            try:
+                fn()  # the warm-up call: a layer prepacks, a runtime builds its session
+            except Exception:  # noqa: BLE001 - as in the suite: a peer refusing it is a result
+                continue
+            us[name] = timeit(fn, min_runs, min_seconds) * 1e6
+    tconv_us = us["tconv"]
+    assert tconv_us is not None  # tconv's own call raises rather than being left out
+    peers = [t for name, t in us.items() if name != "tconv" and t is not None]
+    ratio = tconv_us / min(peers) if peers else None
+    result = {"layer": layer.describe().split(maxsplit=1)[1], "us": us, "tconv_over_fastest_peer": ratio}
+    print(per_call_line(result), file=out, flush=True)
+    return result
+
+
 def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, out, min_runs: int,
          algorithm: str, suite: str | None) -> dict:
     from ..core.spec import transposed_spec
@@ -68,6 +98,7 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
     # limits: on a shared machine one measurement taken while another process runs would understate the
     # machine and put a limit above what a system can reach.
     start = rates(threads, min_runs, min_seconds, "start", out)
+    call = per_call(threads, min_runs, min_seconds, out)
     if algorithm != "auto":
         print(f"tconv forward algorithm: {algorithm} (--algorithm)", file=out)
     rows: list[tuple[Layer, Row]] = []
@@ -158,6 +189,7 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
         "skipped": skipped,
         "backward": back,
         "backward_geomean_ratio": geomean([r["ratio"] for r in back]),
+        "per_call": call,
     }
     print(file=out)
     print(markdown(result), file=out)

@@ -9,6 +9,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from .systems import PEERS
+
 
 @dataclass
 class Row:
@@ -54,6 +56,9 @@ def markdown(result: dict) -> str:
         f"{result['copy_gbs']:.1f} GB/s (measured before and after the layers, the higher of the two).",
         *blas_lines(m),
     ]
+    if result.get("per_call"):
+        lines.append(f"Overhead: {per_call_line(result['per_call'])} (a layer whose call is nearly all "
+                     f"overhead).")
     if result.get("suite"):
         lines.append(f"Layers: `tconv bench {result['suite']}` (parameters below).")
     if result.get("algorithm", "auto") != "auto":
@@ -86,6 +91,19 @@ def markdown(result: dict) -> str:
             lines.append("| " + " | ".join(
                 "x".join(map(str, v)) if isinstance(v, list) else str(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def per_call_line(call: dict) -> str:
+    """The per-call overhead (:func:`tconv.bench.compare.per_call`) in one line.
+
+    >>> print(per_call_line({"layer": "2d N=1 ...", "us": {"tconv": 250.0, "torch": 140.0,
+    ...       "onnxruntime": 35.0, "openvino": None}, "tconv_over_fastest_peer": 250 / 35}))
+    per call (2d N=1 ...): tconv 250 µs, torch 140 µs, ORT 35 µs, OpenVINO —; tconv / fastest peer 7.14x
+    """
+    labels = {"tconv": "tconv", **dict(PEERS)}
+    times = ", ".join(f"{labels[k]} {fmt(v, '.0f', ' µs')}" for k, v in call["us"].items())
+    ratio = fmt(call["tconv_over_fastest_peer"], unit="x")
+    return f"per call ({call['layer']}): {times}; tconv / fastest peer {ratio}"
 
 
 def blas_lines(m: dict) -> list[str]:
