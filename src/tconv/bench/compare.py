@@ -84,7 +84,8 @@ def per_call(threads: int, min_runs: int, min_seconds: float, out) -> dict:
     assert tconv_us is not None  # tconv's own call raises rather than being left out
     peers = [t for name, t in us.items() if name != "tconv" and t is not None]
     ratio = tconv_us / min(peers) if peers else None
-    result = {"layer": layer.describe().split(maxsplit=1)[1], "us": us, "tconv_over_fastest_peer": ratio}
+    shape = layer.describe().split(maxsplit=1)[1].rsplit("  ", 1)[0]  # its parameters, not its GFLOP
+    result = {"layer": f"{shape}, {layer.flops / 1e6:.2f} MFLOP", "us": us, "tconv_over_fastest_peer": ratio}
     print(per_call_line(result), file=out, flush=True)
     return result
 
