@@ -372,3 +372,34 @@ def test_torch_tensors_are_accepted(rng):
     x, w = rng.standard_normal((1, 2, 3, 3)), rng.standard_normal((2, 2, 2, 2))
     np.testing.assert_array_equal(tconv.conv_transpose(torch.tensor(x), torch.tensor(w)),
                                   tconv.conv_transpose(x, w))
+
+
+def test_a_repeated_geometry_reuses_its_spec_and_still_refuses_what_it_refused():
+    """conv_transpose remembers the checked spec per geometry (shapes, dtypes, arguments): a layer's
+    every call on one input shape skips the checks. Arguments equal to a remembered call's but of
+    another type (2.0 for 2, True for 1, a list for a tuple) are checked afresh, and refused as before;
+    a refusal is never remembered."""
+    from tconv.core import spec as spec_module
+
+    spec_module._remembered_transposed_spec.cache_clear()
+    x = np.random.default_rng(0).standard_normal((2, 4, 5, 6))
+    w = np.random.default_rng(1).standard_normal((4, 3, 3, 3))
+    first = tconv.conv_transpose(x, w, None, 2, 1, 1)
+    again = tconv.conv_transpose(x.copy(), w.copy(), None, 2, 1, 1)
+    np.testing.assert_array_equal(first, again)
+    info = spec_module._remembered_transposed_spec.cache_info()
+    assert (info.hits, info.misses) == (1, 1)
+    with pytest.raises(TypeError, match="stride must be an int"):
+        tconv.conv_transpose(x, w, None, 2.0, 1, 1)
+    with pytest.raises(TypeError, match="groups"):
+        tconv.conv_transpose(x, w, None, 2, 1, 1, True)
+    np.testing.assert_array_equal(tconv.conv_transpose(x, w, None, [2, 2], 1, 1), first)  # a list: afresh
+    for _ in range(2):  # refused both times: nothing remembered
+        with pytest.raises(ValueError, match="output_padding must be smaller"):
+            tconv.conv_transpose(x, w, None, 2, 1, 2)
+    # another dtype or shape is another geometry
+    assert tconv.conv_transpose(x.astype(np.float32), w, None, 2, 1, 1).dtype == np.float64
+    assert tconv.conv_transpose(x[:1], w, None, 2, 1, 1).shape == (1, 3, 10, 12)
+    info = spec_module._remembered_transposed_spec.cache_info()
+    # the two refusals were checked (missed) and not kept; 2.0, True and the list never reached it
+    assert (info.hits, info.misses, info.currsize) == (1, 5, 3)

@@ -25,7 +25,7 @@ import numpy as np
 from ..engine import algorithms, fast
 from ..engine.packing import WeightCache, takes_cache
 from ..engine.threads import blas_limit
-from .spec import ConvSpec, as_array, conv_spec, result_dtype, transposed_spec
+from .spec import ConvSpec, as_array, cached_transposed_spec, conv_spec, result_dtype, transposed_spec
 
 ArrayLike = Any
 
@@ -103,8 +103,8 @@ def _conv_transpose_spec(op, input, weight, bias, stride, padding, output_paddin
     x = as_array(op, "input", input)
     w = as_array(op, "weight", weight)
     b = None if bias is None else as_array(op, "bias", bias)
-    spec = transposed_spec(op, x, w, b, stride, padding, output_padding, groups, dilation,
-                           output_size, padding_mode)
+    spec = cached_transposed_spec(op, x, w, b, stride, padding, output_padding, groups, dilation,
+                                  output_size, padding_mode)
     run = _algorithm(op, algorithm, spec)
     extra = {}
     if cache is not None and takes_cache(run):

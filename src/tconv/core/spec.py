@@ -19,6 +19,7 @@ A convolution and its transposed convolution share one geometry, so one spec ser
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -390,6 +391,51 @@ def transposed_spec(
         check_pads(pads, large, padding_mode, op)
     return _build(op, True, batch, w, groups, kernel, stride, dilation, n, large, pads,
                   padding_mode, result_dtype(x, w, b), in_memory)
+
+
+def cached_transposed_spec(op: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Any = 1,
+                           padding: Any = 0, output_padding: Any = 0, groups: Any = 1, dilation: Any = 1,
+                           output_size: Any = None, padding_mode: Any = "zeros") -> ConvSpec:
+    """:func:`transposed_spec`, remembered per geometry: the spec depends only on the arrays' shapes and
+    dtypes and on the arguments, so a call repeating them (a layer's every call on one input shape)
+    reuses it instead of checking everything again. Only arguments of exactly ``int``, ``str``,
+    ``None`` or tuples of them are remembered (``2.0`` equals ``2`` but is refused as a stride, so it
+    is checked afresh each time, as are lists and arrays); a refusal is never remembered. Holds
+    :data:`SPEC_CACHE_SIZE` geometries at most.
+
+    >>> x, w = np.zeros((1, 2, 4, 4), np.float32), np.zeros((2, 3, 4, 4), np.float32)
+    >>> cached_transposed_spec("f", x, w, None, 2, 1) is cached_transposed_spec("f", x, w, None, 2, 1)
+    True
+    >>> cached_transposed_spec("f", x, w, None, 2, 1) == transposed_spec("f", x, w, None, 2, 1)
+    True
+    """
+    arguments = (stride, padding, output_padding, groups, dilation, output_size, padding_mode)
+    if not all(map(_plain, arguments)):
+        return transposed_spec(op, x, w, b, *arguments)
+    return _remembered_transposed_spec(op, x.shape, x.dtype, w.shape, w.dtype,
+                                       None if b is None else (b.shape, b.dtype), *arguments)
+
+
+#: Geometries :func:`cached_transposed_spec` keeps (least recently used first out).
+SPEC_CACHE_SIZE = 256
+
+
+def _plain(value: Any) -> bool:
+    """``int``, ``str``, ``None``, or a tuple of such (types checked exactly: no bool, float, numpy)."""
+    kind = type(value)
+    return kind in (int, str, type(None)) or (kind is tuple and all(map(_plain, value)))
+
+
+@functools.lru_cache(maxsize=SPEC_CACHE_SIZE)
+def _remembered_transposed_spec(op, x_shape, x_dtype, w_shape, w_dtype, bias, *arguments) -> ConvSpec:
+    # zero-memory stand-ins: every check reads only shapes and dtypes
+    x, w = _stand_in(x_shape, x_dtype), _stand_in(w_shape, w_dtype)
+    b = None if bias is None else _stand_in(*bias)
+    return transposed_spec(op, x, w, b, *arguments)
+
+
+def _stand_in(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    return np.broadcast_to(np.zeros((), dtype), shape)
 
 
 def _build(op, transposed, batch, w, groups, kernel, stride, dilation, small, large, pads,
