@@ -10,12 +10,7 @@ import numpy as np
 
 from ..core.padding import PADDING_MODES
 from ..core.shapes import same_transposed, transposed_size
-from ..core.spec import ConvSpec, transposed_spec
-
-
-def stand_in(shape: tuple[int, ...]) -> np.ndarray:
-    """A read-only array of ``shape`` that occupies one element: tconv's spec reads only shapes."""
-    return np.broadcast_to(np.zeros((), np.float64), tuple(shape))
+from ..core.spec import ConvSpec, stand_in, transposed_spec
 
 
 def spec_of(

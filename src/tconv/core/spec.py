@@ -428,14 +428,15 @@ def _plain(value: Any) -> bool:
 
 @functools.lru_cache(maxsize=SPEC_CACHE_SIZE)
 def _remembered_transposed_spec(op, x_shape, x_dtype, w_shape, w_dtype, bias, *arguments) -> ConvSpec:
-    # zero-memory stand-ins: every check reads only shapes and dtypes
-    x, w = _stand_in(x_shape, x_dtype), _stand_in(w_shape, w_dtype)
-    b = None if bias is None else _stand_in(*bias)
+    x, w = stand_in(x_shape, x_dtype), stand_in(w_shape, w_dtype)
+    b = None if bias is None else stand_in(*bias)
     return transposed_spec(op, x, w, b, *arguments)
 
 
-def _stand_in(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    return np.broadcast_to(np.zeros((), dtype), shape)
+def stand_in(shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+    """A read-only array of ``shape`` and ``dtype`` that occupies one element: the spec's checks read
+    only shapes and dtypes (the bridges, a dask input and the remembered specs check through it)."""
+    return np.broadcast_to(np.zeros((), dtype), tuple(shape))
 
 
 def _build(op, transposed, batch, w, groups, kernel, stride, dilation, small, large, pads,

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ..core.padding import source_index
-from ..core.spec import ConvSpec, as_array, conv_spec, result_dtype, transposed_spec
+from ..core.spec import ConvSpec, as_array, conv_spec, result_dtype, stand_in, transposed_spec
 from ..engine.threads import thread_num_threads
 from .arrays import is_dask
 
@@ -56,9 +56,9 @@ def checked(op: str, name: str, a: Any) -> tuple[Any, np.ndarray]:
             f"{op}: {name} has chunks of unknown size (nan); call {name}.compute_chunk_sizes() "
             f"first"
         )
-    stand_in = np.broadcast_to(np.zeros((), dtype=a.dtype), a.shape)
-    as_array(op, name, stand_in)  # the dtype rule
-    return da.asarray(a), stand_in
+    empty = stand_in(a.shape, a.dtype)
+    as_array(op, name, empty)  # the dtype rule
+    return da.asarray(a), empty
 
 
 def _in_memory(op: str, name: str, a: Any) -> np.ndarray:
@@ -236,10 +236,10 @@ def conv_transpose(op: str, input: Any, weight: Any, bias: Any, stride: Any, pad
                    output_padding: Any, groups: Any, dilation: Any, output_size: Any,
                    padding_mode: Any, algorithm: Any):
     """:func:`tconv.conv_transpose` of a dask ``input``: ``(y, spec, input)``, ``y`` lazy."""
-    x, stand_in = checked(op, "input", input)
+    x, empty = checked(op, "input", input)
     w = _in_memory(op, "weight", weight)
     b = _optional(op, "bias", bias)
-    spec = transposed_spec(op, stand_in, w, b, stride, padding, output_padding, groups, dilation,
+    spec = transposed_spec(op, empty, w, b, stride, padding, output_padding, groups, dilation,
                            output_size, padding_mode, in_memory=False)
     _algorithm(op, algorithm)
     y = _transposed(spec, _batched(spec, x), w, b, algorithm)
@@ -343,10 +343,10 @@ def fold(core, pads: Sequence[tuple[int, int]], mode: str):
 def conv(op: str, input: Any, weight: Any, bias: Any, stride: Any, padding: Any, dilation: Any,
          groups: Any, padding_mode: Any):
     """:func:`tconv.conv` of a dask ``input``: ``(y, spec, input)``, ``y`` lazy."""
-    x, stand_in = checked(op, "input", input)
+    x, empty = checked(op, "input", input)
     w = _in_memory(op, "weight", weight)
     b = _optional(op, "bias", bias)
-    spec = conv_spec(op, stand_in, w, b, stride, padding, dilation, groups, padding_mode,
+    spec = conv_spec(op, empty, w, b, stride, padding, dilation, groups, padding_mode,
                      in_memory=False)
     y = _convolved(spec, _batched(spec, x), w, b)
     return _unbatched(spec, y), spec, x
@@ -433,13 +433,13 @@ def backward(op: str, spec: ConvSpec, grad_output: Any, input: Any, weight: Any)
         grad_output = da.asarray(as_array(op, "grad_output", grad_output))
     if not is_dask(input):
         input = da.asarray(input)
-    g, stand_in = checked(op, "grad_output", grad_output)
+    g, g_empty = checked(op, "grad_output", grad_output)
     if g.shape != spec.out_shape:
         raise ValueError(
             f"{op}: grad_output must have the output's shape {spec.out_shape}, got {g.shape}"
         )
     w = _in_memory(op, "weight", weight)
-    dtype = result_dtype(stand_in, np.broadcast_to(np.zeros((), input.dtype), ()), w)
+    dtype = result_dtype(g_empty, stand_in((), input.dtype), w)
     spec = _replace(spec, dtype=dtype)
     gb, xb = _batched(spec, g).astype(dtype), _batched(spec, input).astype(dtype)
     if spec.transposed:
