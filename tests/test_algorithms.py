@@ -21,7 +21,8 @@ from tconv.explainer.examples import D2L_MATRIX
 
 
 def test_registry():
-    assert tconv.ALGORITHMS == ("auto", "scatter", "zero_insertion", "matrix", "gemm", "direct", "phase")
+    assert tconv.ALGORITHMS == ("auto", "scatter", "zero_insertion", "matrix", "gemm", "direct", "phase",
+                               "subpixel")
     assert set(algorithms.TRANSPOSED) == set(tconv.ALGORITHMS) - {"auto"}
 
 

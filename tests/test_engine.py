@@ -20,21 +20,26 @@ from test_functional import assert_refused, torch_pads, transposed_sizes
 
 import tconv
 from tconv.engine import fast as engine
-from tconv.engine import phase
+from tconv.engine import phase, subpixel
 
 #: The engine's algorithms and auto, run on every configuration against PyTorch.
-FAST = ("gemm", "direct", "phase", "auto")
+FAST = ("gemm", "direct", "phase", "subpixel", "auto")
 
 
 @contextlib.contextmanager
 def chunked(chunk_bytes):
-    saved = engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES
+    """Chunks and tiles of about ``chunk_bytes`` (``subpixel``'s tiles as thin as one block at the
+    smallest), and two workers on every problem."""
+    saved = (engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES,
+             subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS)
     engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES = chunk_bytes, 0, chunk_bytes
+    subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS = chunk_bytes, 1
     try:
         with tconv.num_threads(2):  # whatever the machine's default
             yield
     finally:
-        engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES = saved
+        (engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES,
+         subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS) = saved
 
 
 @st.composite
@@ -257,7 +262,7 @@ def _problem(name):
 
 
 @pytest.mark.parametrize("layout", [*LAYOUTS, "mixed"])
-@pytest.mark.parametrize("algorithm", ["gemm", "direct", "phase"])
+@pytest.mark.parametrize("algorithm", ["gemm", "direct", "phase", "subpixel"])
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_odd_layouts_through_the_fast_engine(name, algorithm, layout, monkeypatch):
     (x, w, b), args, expected = _problem(name)

@@ -9,7 +9,7 @@ import torch
 
 import tconv
 from tconv.bench import peak_extra_memory
-from tconv.engine import algorithms, fast, phase
+from tconv.engine import algorithms, fast, phase, subpixel
 from tconv.engine.packing import WeightCache, packed, takes_cache
 
 
@@ -87,9 +87,9 @@ def test_bind_drops_the_forms_when_the_weight_may_differ(change):
     assert len(cache) == 1
 
 
-def test_only_gemm_and_phase_take_a_cache():
+def test_only_the_packing_algorithms_take_a_cache():
     packing = {name for name, f in algorithms.TRANSPOSED.items() if takes_cache(f)}
-    assert packing == {"gemm", "phase"}
+    assert packing == {"gemm", "phase", "subpixel"}
 
 
 # --------------------------------------------------------------------------- layers
@@ -101,6 +101,7 @@ CASES = {
     "gemm_split_channels": ((512, 512, 4, 2), (1, 512, 2, 2), "gemm", 2),
     "phase_rows": ((4, 32, 4, 2), (2, 4, 8, 8), "phase", 1),
     "phase_channels_last": ((32, 16, 4, 2), (2, 32, 5, 5), "phase", 2),
+    "subpixel": ((16, 8, 4, 2), (2, 16, 6, 6), "subpixel", 2),
 }
 
 
@@ -224,7 +225,7 @@ def test_the_functional_api_keeps_nothing(name, monkeypatch):
         y = _functional(x, layer, algorithm)
         spec = tconv.core.spec.transposed_spec("t", x, layer.weight, layer.bias, layer.stride,
                                                layer.padding, 0, 1, 1, None, "zeros")
-        run = {"gemm": fast.gemm, "phase": phase.phase}[algorithm]
+        run = {"gemm": fast.gemm, "phase": phase.phase, "subpixel": subpixel.subpixel}[algorithm]
         direct_call = run(spec, x, layer.weight, layer.bias)
     np.testing.assert_allclose(y, _torch(x, layer), rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(direct_call, y)

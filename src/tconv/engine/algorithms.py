@@ -41,7 +41,7 @@ import numpy as np
 
 from ..core.padding import fold, pad_or_crop
 from ..core.spec import ConvSpec, check_bytes
-from . import cost, fast, phase
+from . import cost, fast, phase, subpixel
 
 #: The matrix algorithm refuses a problem whose dense matrix would be larger than this many bytes.
 MATRIX_LIMIT_BYTES = 256 * 2**20
@@ -253,6 +253,7 @@ TRANSPOSED: dict[str, Callable[[ConvSpec, np.ndarray, np.ndarray, np.ndarray | N
     "gemm": fast.gemm,
     "direct": fast.direct,
     "phase": phase.phase,
+    "subpixel": subpixel.subpixel,
 }
 
 #: The names ``algorithm=`` accepts.

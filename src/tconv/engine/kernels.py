@@ -5,6 +5,10 @@ dimensions (size 1, kernel 1, stride 1, dilation 1, crop 0). Symbols as in
 :mod:`tconv.engine.algorithms`; ``p`` is the crop before (``spec.core_crop``), so small pixel ``i``
 and tap ``t`` meet large pixel ``j = i*s + t*d - p``.
 
+:func:`subpixel_tiles` calls BLAS itself (``np.dot`` in nopython mode: SciPy's BLAS, through
+``scipy.linalg.cython_blas``), a second library beside NumPy's that :mod:`tconv.engine.threads`
+limits alike.
+
 Only :func:`direct` runs in parallel (numba ``prange`` over output planes, one thread per plane, so
 no two threads write one pixel; at most :func:`tconv.get_num_threads` threads). ``col2im``,
 ``im2col``, ``col2im_gather`` and ``phase_cols`` are serial and release the GIL: the engine's worker threads
@@ -17,7 +21,12 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls, loaded now ...)
 from numba import prange
+
+from .threads import forget_blas
+
+forget_blas()  # ... so that tconv's thread limits (threadpoolctl) see it too
 
 # The OpenMP layer's threads spin after each parallel loop and starve the BLAS threads of the next
 # matrix product (measured: 2x slower alternating GEMM and col2im); the workqueue layer sleeps.
@@ -280,3 +289,86 @@ im2col = numba.njit(nogil=True, cache=True)(_im2col)
 col2im_gather = numba.njit(nogil=True, cache=True)(_col2im_gather)
 phase_cols = numba.njit(nogil=True, cache=True)(_phase_cols)
 phase_cols_last = numba.njit(nogil=True, cache=True)(_phase_cols_last)
+
+
+def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf):
+    """The fused sub-pixel tiles (:mod:`tconv.engine.subpixel`): per tile, an im2col of the input
+    it needs, one product, and each output pixel of the tile written once.
+
+    x: ``(N, G*Cs, n0, n1, n2)``; wp: ``(G, Cl*S, Cs*T0*T1*T2)``, rows ``(o, q0, q1, q2)``, columns
+    ``(c, u0, u1, u2)``; bias: ``(G*Cl,)``; y: ``(N, G*Cl, L0, L1, L2)``, written. Core pixel ``j``
+    of phase ``q`` in block ``m`` (``j = m*s + q - p``) is ``sum over (c, u) of
+    wp[(o, q), (c, u)] * x[m - u]`` (zero outside ``x``). Blocks ``m`` run from ``mlo``, ``B`` per
+    dimension; the rows of the block grid are ``(n, m0, m1)`` flattened, its columns ``m2``. A
+    tile ``(g, r0, r1, a0, a1)`` is rows ``[r0, r1)``, columns ``[a0, a1)`` of group ``g``: tiles
+    never share an output pixel. ``pbuf``/``rbuf``: flat scratch for the largest tile's columns and
+    product.
+    """
+    n0, n1, n2 = x.shape[2], x.shape[3], x.shape[4]
+    L0, L1, L2 = y.shape[2], y.shape[3], y.shape[4]
+    Cs = x.shape[1] // groups
+    Cl = y.shape[1] // groups
+    T0, T1, T2 = T[0], T[1], T[2]
+    s0, s1, s2 = s[0], s[1], s[2]
+    B0, B1 = B[0], B[1]
+    K = Cs * T0 * T1 * T2
+    S = s0 * s1 * s2
+    for ti in range(tiles.shape[0]):
+        g, r0, r1, a0, a1 = tiles[ti, 0], tiles[ti, 1], tiles[ti, 2], tiles[ti, 3], tiles[ti, 4]
+        W = a1 - a0
+        M = (r1 - r0) * W
+        P = pbuf[: K * M].reshape((K, M))
+        R = rbuf[: Cl * S * M].reshape((Cl * S, M))
+        for c in range(Cs):
+            for u0 in range(T0):
+                for u1 in range(T1):
+                    for u2 in range(T2):
+                        row = P[((c * T0 + u0) * T1 + u1) * T2 + u2]
+                        # the input columns of this tap: i2 = mlo2 + a - u2 for a in [a0, a1)
+                        first = mlo[2] + a0 - u2
+                        lo = max(0, -first)
+                        hi = min(W, n2 - first)
+                        for r in range(r0, r1):
+                            dst = row[(r - r0) * W : (r - r0 + 1) * W]
+                            i0 = mlo[0] + (r // B1) % B0 - u0
+                            i1 = mlo[1] + r % B1 - u1
+                            if i0 < 0 or i0 >= n0 or i1 < 0 or i1 >= n1 or hi <= lo:
+                                dst[:] = 0
+                                continue
+                            dst[:lo] = 0
+                            dst[hi:] = 0
+                            # slices from index 0: numba knows the indices are in range and
+                            # vectorizes
+                            src = x[r // (B0 * B1), g * Cs + c, i0, i1, first + lo : first + hi]
+                            part = dst[lo:hi]
+                            for i in range(hi - lo):
+                                part[i] = src[i]
+        np.dot(wp[g], P, R)
+        for o in range(Cl):
+            add = bias[g * Cl + o]
+            for q0 in range(s0):
+                for q1 in range(s1):
+                    for q2 in range(s2):
+                        src_row = R[((o * s0 + q0) * s1 + q1) * s2 + q2]
+                        # the columns whose pixel j2 = (mlo2 + a)*s2 + q2 - p2 is in [0, L2)
+                        j2_first = (mlo[2] + a0) * s2 + q2 - p[2]
+                        lo = 0
+                        if j2_first < 0:
+                            lo = (-j2_first + s2 - 1) // s2
+                        hi = min(W, (L2 - 1 - j2_first) // s2 + 1) if L2 - 1 - j2_first >= 0 else 0
+                        if hi <= lo:
+                            continue
+                        for r in range(r0, r1):
+                            j0 = (mlo[0] + (r // B1) % B0) * s0 + q0 - p[0]
+                            j1 = (mlo[1] + r % B1) * s1 + q1 - p[1]
+                            if j0 < 0 or j0 >= L0 or j1 < 0 or j1 >= L1:
+                                continue
+                            start = j2_first + lo * s2
+                            dst = y[r // (B0 * B1), g * Cl + o, j0, j1,
+                                    start : start + (hi - lo - 1) * s2 + 1 : s2]
+                            src = src_row[(r - r0) * W + lo : (r - r0) * W + hi]
+                            for i in range(hi - lo):
+                                dst[i] = src[i] + add
+
+
+subpixel_tiles = numba.njit(nogil=True, cache=True)(_subpixel_tiles)

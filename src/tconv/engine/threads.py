@@ -145,6 +145,14 @@ def _blas() -> list:
     return _blas_libs
 
 
+def forget_blas() -> None:
+    """Scan for BLAS libraries again at the next :class:`blas_limit`: for a library loaded after the
+    last scan (SciPy's, which numba's compiled products call)."""
+    global _blas_libs
+    with _lock:
+        _blas_libs = None
+
+
 class blas_limit:
     """Context manager: BLAS uses at most ``n`` threads inside (default: :func:`get_num_threads`).
 

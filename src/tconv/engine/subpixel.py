@@ -1,0 +1,148 @@
+"""The fused sub-pixel algorithm: tiles of the output, each gathered, multiplied and written once.
+
+Symbols as in :mod:`tconv.engine.algorithms`. Pad the kernel, dilated, with zeros to ``T*s`` taps
+per dimension (``T = d*(k-1)//s + 1``) and number its taps ``e = u*s + q``. Core pixel ``j`` lies in
+*block* ``m`` at *phase* ``q`` (``j + p = m*s + q``, ``p`` the crop before), and is
+
+    y[o, j] = sum over c, u of  wp[(o, q), (c, u)] * x[c, m - u]        (x zero outside)
+
+so every phase of a block reads the same ``Cs*prod(T)`` input values: one product
+``wp (Cl*S, Cs*prod(T)) @ cols (Cs*prod(T), blocks)`` gives all ``S = prod(s)`` phases of many
+blocks at once, then a depth-to-space puts each result in its place (Shi et al. 2016; XNNPACK's
+and oneDNN's subconvolutions). Where ``s`` divides ``k`` and ``d == 1`` nothing multiplied is a
+padding zero; otherwise the padded taps cost ``prod(T*s / (d*(k-1) + 1))`` times the multiply-adds,
+which :mod:`tconv.engine.cost` weighs.
+
+Fused, in tiles: the block grid (rows ``(n, m0, m1)`` across samples, columns ``m2``) is cut into
+tiles of about :data:`TILE_BYTES` of columns and product, and a compiled function
+(:func:`tconv.engine.kernels.subpixel_tiles`) does each tile in turn — im2col of the tile only,
+one BLAS product into a scratch buffer that stays in cache, then every output pixel of the tile
+written once with its bias. No pass over the whole input or output besides the one that reads and
+the one that writes it; tiles never share an output pixel, so the engine's workers take them
+side by side.
+"""
+
+from __future__ import annotations
+
+from math import prod
+from types import EllipsisType
+
+import numpy as np
+
+from ..core.spec import ConvSpec
+from . import fast
+from .fast import _run, finish, rank3, workspace
+from .packing import WeightCache, packed, packs_weight
+from .threads import get_num_threads
+
+#: A tile's columns and product take about this many bytes (they stay in L2 while its output is
+#: written).
+TILE_BYTES = 2**19
+
+#: ... but at least this many columns (blocks): every tile reads the whole packed weight, so a
+#: thinner one re-reads it for too little work.
+TILE_MIN_COLUMNS = 256
+
+
+def taps_per_phase(spec: ConvSpec) -> tuple[int, ...]:
+    """``T = d*(k-1)//s + 1`` per dimension: the padded kernel's taps per phase.
+
+    >>> from tconv.core.spec import transposed_spec
+    >>> taps_per_phase(transposed_spec("doc", np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 4, 3)), None, 2))
+    (2, 2)
+    """
+    return tuple(d * (k - 1) // s + 1 for k, s, d in zip(spec.kernel, spec.stride, spec.dilation))
+
+
+def padded_macs(spec: ConvSpec) -> int:
+    """The multiply-adds the fused product does, padded taps and edge blocks included:
+    ``N * prod(blocks) * Cl*S * Cs*prod(T) * G``."""
+    _, B = blocks(spec)
+    G = spec.groups
+    return ((spec.batch or 1) * prod(B) * prod(spec.stride) * prod(taps_per_phase(spec))
+            * (spec.large_channels // G) * spec.small_channels)
+
+
+def blocks(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per dimension the first block ``mlo = p // s`` and the number of blocks ``B`` that hold a
+    core pixel (``j = m*s + q - p`` in ``[0, core)``)."""
+    mlo = tuple(cb // s for (cb, _), s in zip(spec.core_crop, spec.stride))
+    mhi = tuple((L - 1 + cb) // s + 1 for L, (cb, _), s in zip(spec.core_size, spec.core_crop, spec.stride))
+    return mlo, tuple(hi - lo for lo, hi in zip(mlo, mhi))
+
+
+def pack(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
+    """``w`` ``(G*Cs, Cl, *k)`` as the fused product's left operand ``(G, Cl*S, Cs*prod(T))``: rows
+    ``(o, q)``, columns ``(c, u)``, tap ``t`` at ``t*d = u*s + q``, zeros where no tap falls."""
+    G, rank = spec.groups, spec.rank
+    Cs, Cl = spec.small_channels // G, spec.large_channels // G
+    T, s = taps_per_phase(spec), spec.stride
+    padded = np.zeros((G, Cs, Cl, *(t * si for t, si in zip(T, s))), spec.dtype)
+    every_d: tuple[EllipsisType | slice, ...] = (
+        Ellipsis, *(slice(0, (k - 1) * d + 1, d) for k, d in zip(spec.kernel, spec.dilation)))
+    padded[every_d] = w.reshape(G, Cs, Cl, *spec.kernel)
+    split = padded.reshape(G, Cs, Cl, *(v for t, si in zip(T, s) for v in (t, si)))
+    # (G, Cs, Cl, T0, s0, T1, s1, ...) -> (G, Cl, s0, s1, ..., Cs, T0, T1, ...)
+    order = (0, 2, *(4 + 2 * i for i in range(rank)), 1, *(3 + 2 * i for i in range(rank)))
+    return np.ascontiguousarray(split.transpose(order)).reshape(G, Cl * prod(s), Cs * prod(T))
+
+
+def tiles(spec: ConvSpec, N: int, B3: tuple[int, ...], workers: int) -> np.ndarray:
+    """The tiles ``(g, r0, r1, a0, a1)`` (see :func:`tconv.engine.kernels.subpixel_tiles`): about
+    :data:`TILE_BYTES` each, and at least two per worker when the grid allows."""
+    G = spec.groups
+    K = spec.small_channels // G * prod(taps_per_phase(spec))
+    height = N * B3[0] * B3[1]
+    per_column = (K + spec.large_channels // G * prod(spec.stride)) * spec.dtype.itemsize
+    columns = max(TILE_MIN_COLUMNS, TILE_BYTES // per_column)
+    total = height * B3[2]
+    if workers > 1:  # enough tiles to share
+        columns = max(1, min(columns, -(-total * G // (2 * workers))))
+    if columns >= B3[2]:
+        rows, widths = max(1, columns // B3[2]), [(0, B3[2])]
+    else:
+        cuts = -(-B3[2] // columns)
+        edges = [B3[2] * i // cuts for i in range(cuts + 1)]
+        rows, widths = 1, list(zip(edges[:-1], edges[1:]))
+    out = [(g, r, min(r + rows, height), a0, a1)
+           for g in range(G) for r in range(0, height, rows) for a0, a1 in widths]
+    return np.array(out, np.int64).reshape(-1, 5)
+
+
+@packs_weight
+def subpixel(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
+             cache: WeightCache | None = None) -> np.ndarray:
+    """The fused sub-pixel algorithm (see the module).
+
+    ``x`` ``(N, G*Cs, *n)``, ``w`` ``(G*Cs, Cl, *k)`` -> ``(N, G*Cl, *L)``, bias added. The packed
+    weight (:func:`pack`) is kept in ``cache`` when given.
+    """
+    from . import kernels  # numba loads on the first call, not at import
+
+    N, G = x.shape[0], spec.groups
+    Cs, Cl = spec.small_channels // G, spec.large_channels // G
+    g3 = rank3(spec)
+    lead = (1,) * (3 - spec.rank)
+    mlo, B = blocks(spec)
+    mlo3, B3 = (0,) * len(lead) + mlo, lead + B
+    T3 = lead + taps_per_phase(spec)
+    wp = packed(cache, ("subpixel", spec.dtype.str, G, T3, g3["stride"], g3["dilation"]),
+                lambda: pack(spec, w))
+    fuse = b is not None and spec.padding_mode == "zeros"
+    bias = b if fuse and b is not None else np.zeros(spec.large_channels, spec.dtype)
+    x3 = np.ascontiguousarray(x).reshape(N, G * Cs, *g3["small"])
+    y = np.empty((N, spec.large_channels, *g3["core"]), spec.dtype)
+    workers = 1 if padded_macs(spec) < fast.PARALLEL_MIN_WORK else get_num_threads()
+    todo = tiles(spec, N, B3, workers)
+    K, rows = Cs * prod(T3), Cl * prod(g3["stride"])
+    geometry = (np.array(T3, np.int64), np.array(g3["stride"], np.int64), np.array(g3["crop"], np.int64),
+                np.array(mlo3, np.int64), np.array(B3, np.int64))
+
+    def run(mine: np.ndarray) -> None:
+        M = int(((mine[:, 2] - mine[:, 1]) * (mine[:, 4] - mine[:, 3])).max())
+        buf = workspace((K + rows) * M, spec.dtype)
+        kernels.subpixel_tiles(x3, wp, bias, y, mine, *geometry, G, buf[: K * M], buf[K * M :])
+
+    workers = min(workers, len(todo))
+    _run([lambda mine=todo[i::workers]: run(mine) for i in range(workers) if len(todo[i::workers])])
+    return finish(spec, y, None if fuse else b)
