@@ -229,3 +229,22 @@ def test_the_functional_api_keeps_nothing(name, monkeypatch):
         direct_call = run(spec, x, layer.weight, layer.bias)
     np.testing.assert_allclose(y, _torch(x, layer), rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(direct_call, y)
+
+
+@pytest.mark.parametrize("offset", [0, 1])  # 8-byte aligned or not
+@pytest.mark.parametrize("size", [1, 7, 64, 1001])
+def test_the_checksum_sees_a_changed_or_moved_value(offset, size):
+    from tconv.engine.packing import _checksum
+
+    base = np.random.default_rng(0).standard_normal(size + 1).astype(np.float32)
+    w = base[offset : offset + size]
+    assert (w.ctypes.data % 8 == 0) == (offset == 0)
+    before = _checksum(w)
+    assert _checksum(w.copy()) == before  # the bytes, not the object
+    changed = w.copy()
+    changed.view(np.uint32)[-1] ^= 1  # the lowest bit of the last value
+    assert _checksum(changed) != before
+    if size > 1:
+        swapped = w.copy()
+        swapped[[0, -1]] = swapped[[-1, 0]]
+        assert _checksum(swapped) != before
