@@ -3,12 +3,13 @@
     python benchmarks/cost_model.py measure times.json --seeds 0,1,2,3,4,5 --count 12
     python benchmarks/cost_model.py fit times.json
 
-``measure`` times ``gemm``, ``phase`` and ``direct`` (and, when installed, PyTorch, ONNX Runtime and
-OpenVINO) on the published suite (seed 0) and ``tconv bench --random SEED COUNT`` layers, with the
-machine figures the model scales by (``tconv.engine.cost.machine``). ``fit`` grid-searches each
-algorithm's efficiency constants, fits its coefficients by non-negative least squares on relative
-error (scipy), reports how often the model's pick is the fastest, also with each seed held out, and
-prints ``MODEL`` and ``MACHINE_REFERENCE`` to paste into ``src/tconv/engine/cost.py``.
+``measure`` times ``gemm``, ``phase``, ``direct`` and ``subpixel`` as a layer runs them (the weight
+packed once; and, when installed, PyTorch, ONNX Runtime and OpenVINO) on the published suite (seed
+0) and ``tconv bench --random SEED COUNT`` layers, with the machine figures the model scales by
+(``tconv.engine.cost.machine``). ``fit`` grid-searches each algorithm's efficiency constants, fits
+its coefficients by non-negative least squares on relative error (scipy), reports how often the
+model's pick is the fastest, also with each seed held out, and prints ``MODEL`` and
+``MACHINE_REFERENCE`` to paste into ``src/tconv/engine/cost.py``.
 """
 
 from __future__ import annotations
@@ -23,16 +24,19 @@ import numpy as np
 
 import tconv
 from tconv import bench
+from tconv.bench.systems import make_runners
 from tconv.core.spec import transposed_spec
-from tconv.engine import cost
+from tconv.engine import algorithms, cost
+from tconv.engine.packing import WeightCache, takes_cache
 
-ALGORITHMS = ("gemm", "phase", "direct")
+ALGORITHMS = ("gemm", "phase", "direct", "subpixel")
 PEERS = ("torch", "onnxruntime", "openvino")
 GRIDS = {
     "gemm": list(itertools.product([4, 8, 16, 32, 64], [8, 16, 32, 64, 128], [16, 64, 256],
                                    [1, 1.5, 2])),
     "phase": list(itertools.product([4, 8, 16, 32, 64], [4, 8, 16, 32], [16, 64, 256])),
     "direct": [(v,) for v in (1, 2, 4, 8, 16, 32, 64, 128)],
+    "subpixel": list(itertools.product([4, 8, 16, 32, 64], [4, 8, 16, 32, 64], [1, 4, 16, 64])),
 }
 
 
@@ -47,12 +51,17 @@ def measure(path: str, seeds: list[int], count: int, threads: int) -> None:
     for layer in layers:
         x, w, b = layer.arrays()
         row = {"name": layer.name, "row": layer.row()}
+        spec = transposed_spec("measure", x, w, b, *layer.args())
         for name in ALGORITHMS:
-            def fn(name=name, x=x, w=w, b=b, layer=layer):
-                return tconv.conv_transpose(x, w, b, *layer.args(), algorithm=name)
+            run, cache = algorithms.TRANSPOSED[name], WeightCache()
+            cache.bind(w)
+            extra = {"cache": cache} if takes_cache(run) else {}
+
+            def fn(run=run, x=x, w=w, b=b, spec=spec, extra=extra):
+                return run(spec, x, w, b, **extra)
             fn()
             row[name] = bench.timeit(fn, 3, 0.3, 1)
-        for name, fn in bench._make_runners(layer, x, w, b, threads, {}, io.StringIO()).items():
+        for name, fn in make_runners(layer, x, w, b, threads, {}, io.StringIO()).items():
             if fn is not None:
                 fn()
                 row[name] = bench.timeit(fn, 3, 0.3, 1)
@@ -104,6 +113,8 @@ def _score(rows: list[dict], figures) -> dict:
 def fit(path: str) -> None:
     data = json.load(open(path))
     figures = tuple(data["machine"])
+    # the coefficients come out in this machine's units: score (and print) them with it as reference
+    cost.MACHINE_REFERENCE = figures
     rows = [dict(r, spec=_spec(r["row"])) for r in data["layers"]]
     for name in ALGORITHMS:
         err, v0, _ = _fit(rows, name)

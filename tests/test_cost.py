@@ -39,8 +39,9 @@ def test_the_model_picks_what_was_measured_fastest(name, expected):
 
 def test_measured_times_behind_the_model():
     """The fitted model picks, on the layers it was fitted to, the fastest algorithm or one within
-    10 % of it on all but a few (benchmarks/cost-model-times.json, measured by
-    benchmarks/cost_model.py: gemm, phase and direct on the suite and 60 random layers)."""
+    3 % of it on most, and loses little to the fastest on the whole (benchmarks/cost-model-times.json,
+    measured by benchmarks/cost_model.py: gemm, phase, direct and subpixel on the suite and 60
+    random layers)."""
     data = json.loads((Path(__file__).parents[1] / "benchmarks" / "cost-model-times.json").read_text())
     figures = tuple(data["machine"])
     slower = []
@@ -49,7 +50,10 @@ def test_measured_times_behind_the_model():
         pick = _pick(spec, figures)
         slower.append(row[pick] / min(row[a] for a in cost.MODEL))
     assert len(slower) == 74
-    assert sum(s > 1.1 for s in slower) <= 3 and max(slower) < 2
+    assert sum(s < 1.03 for s in slower) >= 65 and max(slower) < 1.6
+    assert np.exp(np.mean(np.log(slower))) < 1.035
+    suite = slower[: len(SUITE)]  # the published suite's layers come first: picked the fastest
+    assert max(suite) < 1.03
 
 
 def test_estimates_grow_with_the_work():

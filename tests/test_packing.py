@@ -232,7 +232,7 @@ def test_the_functional_api_keeps_nothing(name, monkeypatch):
 
 
 @pytest.mark.parametrize("offset", [0, 1])  # 8-byte aligned or not
-@pytest.mark.parametrize("size", [1, 7, 64, 1001])
+@pytest.mark.parametrize("size", [1, 7, 64, 1001, 2**15 + 1])  # CRC-32 below 64 KiB, a hash above
 def test_the_checksum_sees_a_changed_or_moved_value(offset, size):
     from tconv.engine.packing import _checksum
 

@@ -1,5 +1,5 @@
 """tconv's thread count: the setting, its default from the environment, and what it governs
-(the engine's workers, BLAS in the calling thread, numba's prange loops in ``direct``)."""
+(the engine's workers, BLAS in the calling thread, the compiled loops)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 
-import numba
 import numpy as np
 import pytest
 import torch
@@ -127,25 +126,61 @@ def test_one_thread_means_one_worker_in_the_calling_thread(spy_jobs):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_numba_threads_in_direct_follow_the_count(monkeypatch):
-    observed = []
+def test_direct_shares_its_planes_among_the_workers(monkeypatch):
+    calls = []
     real = kernels.direct
 
     def direct(*args):
-        observed.append(numba.get_num_threads())  # per calling thread: what prange will use
+        calls.append((threading.current_thread(), args[-2], args[-1]))  # the plane range
         return real(*args)
 
     monkeypatch.setattr(kernels, "direct", direct)
+    monkeypatch.setattr(fast, "PARALLEL_MIN_WORK", 0)
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal((2, 8, 20, 20)), rng.standard_normal((8, 1, 3, 3))
-    before = numba.get_num_threads()
     with tconv.num_threads(1):
         one = tconv.conv_transpose(x, w, stride=2, groups=8, algorithm="direct")
+    assert [(lo, hi) for _, lo, hi in calls] == [(0, 16)]
+    calls.clear()
     with tconv.num_threads(2):
         two = tconv.conv_transpose(x, w, stride=2, groups=8, algorithm="direct")
-    assert observed == [1, min(2, numba.config.NUMBA_NUM_THREADS)]
-    assert numba.get_num_threads() == before  # the caller's numba setting is left as it was
+    assert sorted((lo, hi) for _, lo, hi in calls) == [(0, 8), (8, 16)]
+    assert threading.current_thread() not in {t for t, _, _ in calls}
     np.testing.assert_array_equal(one, two)
+
+
+#: Threads calling every fast algorithm at once, each checking its results; run in a child, as an
+#: abort (numba's workqueue layer ends the process when two threads enter a parallel region) would
+#: end pytest too.
+CONCURRENT = """
+import threading, numpy as np, tconv
+from tconv.engine import fast
+fast.PARALLEL_MIN_WORK = 0  # the workers on every call
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 8, 12, 12)).astype(np.float32)
+cases = [(w, groups, algorithm) for algorithm in ("gemm", "direct", "phase", "subpixel")
+         for w, groups in ((rng.standard_normal((8, 1, 4, 4)).astype(np.float32), 8),
+                           (rng.standard_normal((8, 6, 3, 3)).astype(np.float32), 1))]
+expected = [tconv.conv_transpose(x, w, None, 2, 1, 0, g, algorithm="scatter") for w, g, _ in cases]
+wrong = []
+def caller():
+    for _ in range(15):
+        for (w, g, algorithm), want in zip(cases, expected):
+            y = tconv.conv_transpose(x, w, None, 2, 1, 0, g, algorithm=algorithm)
+            if not np.allclose(y, want, rtol=1e-4, atol=1e-4):
+                wrong.append(algorithm)
+callers = [threading.Thread(target=caller) for _ in range(4)]
+for t in callers: t.start()
+for t in callers: t.join()
+print("wrong", sorted(set(wrong)))
+"""
+
+
+def test_concurrent_callers_stay_exact_and_alive():
+    done = subprocess.run([sys.executable, "-c", CONCURRENT], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "wrong []"
 
 
 def test_blas_limit_only_lowers_and_restores():

@@ -6,8 +6,8 @@ dilation, ``P_x`` the product of the sizes ``x``. Arrays reaching an algorithm a
 ``spec.dtype``, but may be the caller's own (strided, Fortran-ordered, read-only): an algorithm never
 writes into them. Weights are ``(G*Cs, Cl, *k)``.
 
-A transposed convolution takes the small side to the large side. The five algorithms in
-:data:`TRANSPOSED` compute the same numbers (to rounding) five ways, each ``f(spec, x, w, b=None)``
+A transposed convolution takes the small side to the large side. The algorithms in
+:data:`TRANSPOSED` compute the same numbers (to rounding) seven ways, each ``f(spec, x, w, b=None)``
 returning a new ``(N, G*Cl, *L)`` array with the bias ``b`` (if given) added. Three are the seeds'
 three views, written plainly in NumPy as references:
 
@@ -18,10 +18,12 @@ three views, written plainly in NumPy as references:
   then a correlation with the flipped kernel;
 - ``matrix``: ``y = W^T x`` with ``W`` the dense matrix of the convolution (see :func:`conv_matrix`).
 
-Two are the fast engine (:mod:`tconv.engine.fast`): ``gemm`` (BLAS products of input pixels with
-the whole kernel, then compiled col2im, in chunks that large problems share among worker threads)
-and ``direct`` (compiled scatter loops, for few channels per group). :func:`choose` picks one of
-``scatter``, ``direct`` and ``gemm`` for ``algorithm='auto'``.
+The others are the fast engine: ``gemm`` (:mod:`tconv.engine.fast`: BLAS products of input pixels
+with the whole kernel, then compiled col2im, in chunks that large problems share among worker
+threads), ``direct`` (compiled output-stationary loops, for few channels per group), ``phase``
+(:mod:`tconv.engine.phase`: per output phase an im2col and a product) and ``subpixel``
+(:mod:`tconv.engine.subpixel`: all phases in one product, fused in tiles). :func:`choose` picks
+one of them, or ``scatter``, for ``algorithm='auto'``.
 
 All but ``matrix`` compute the *core* domain (``spec.core_crop``, ``spec.core_size``): for
 ``padding_mode='zeros'`` that is the output itself; for the other modes it is the padded domain,
@@ -267,7 +269,7 @@ def choose(spec: ConvSpec) -> str:
       small call in a new process loads no compiled code (numba's import alone takes ~0.6 s);
     - ``gemm`` when it is a single matrix product (a 1x1 input, or kernel 1 with stride 1):
       nothing can do less;
-    - otherwise the fastest of ``gemm``, ``phase`` and ``direct`` by the cost model of
+    - otherwise the fastest of ``gemm``, ``phase``, ``direct`` and ``subpixel`` by the cost model of
       :mod:`tconv.engine.cost` (each one's time estimated from the shapes and two figures of this
       machine, measured once per process).
 

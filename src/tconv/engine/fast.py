@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
+from functools import lru_cache, partial
 from math import prod
 from typing import cast
 
@@ -31,7 +32,7 @@ from ..core.padding import fold
 from ..core.spec import ConvSpec
 from .packing import WeightCache, packed, packs_weight
 from .taps import dim_phases, reach_table
-from .threads import blas_limit, get_num_threads, numba_limit
+from .threads import blas_limit, get_num_threads
 
 #: Columns of one chunk take about this many bytes (per worker).
 GEMM_CHUNK_BYTES = 4 * 2**20
@@ -163,7 +164,7 @@ def _run(jobs: list) -> None:
         future.result()
 
 
-def _split(chunks: list, channels: int, work: int) -> list[tuple[list, int, int]]:
+def _split(chunks: list, channels: int, work: int, n: int | None = None) -> list[tuple[list, int, int]]:
     """Share ``chunks`` and output channels among up to :func:`get_num_threads` workers, so no two
     write one pixel.
 
@@ -172,7 +173,7 @@ def _split(chunks: list, channels: int, work: int) -> list[tuple[list, int, int]
     way gives more workers (samples on a tie). Under :data:`PARALLEL_MIN_WORK` multiply-adds, or with
     one thread, everything stays with one worker.
     """
-    n = get_num_threads()
+    n = get_num_threads() if n is None else n
     if n == 1 or work < PARALLEL_MIN_WORK:
         return [(chunks, 0, channels)]
     firsts = sorted({c[0] for c in chunks})
@@ -267,29 +268,48 @@ def _single_pixel(spec, x, w, b):
     return finish(spec, y, b)
 
 
+def _gemm_plan(spec: ConvSpec, N: int, channels_last: bool) -> tuple:
+    """What ``_gemm`` needs besides the arrays, for a batch of ``N``: ``(g3, assign, shares,
+    tables)``, made once per geometry, thread count and chunk settings (a small call spent half its
+    time making them)."""
+    return _made_gemm_plan(spec, N, channels_last, get_num_threads(), GEMM_CHUNK_BYTES,
+                           PARALLEL_MIN_WORK)
+
+
+@lru_cache(maxsize=256)
+def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, chunk_bytes: int,
+                    parallel_min_work: int) -> tuple:
+    g3 = rank3(spec)
+    G = spec.groups
+    Cs, Cl = spec.small_channels // G, spec.large_channels // G
+    P_k = prod(spec.kernel)
+    # kernel == stride: every output pixel meets one tap, so each is written once, bias included
+    assign = not channels_last and all(
+        k == s and d == 1 and ca >= 0
+        for k, s, d, (_, ca) in zip(spec.kernel, spec.stride, spec.dilation, spec.core_crop))
+    chunks = bands(spec, g3, N, Cl * P_k * spec.dtype.itemsize)
+    shares = _split(chunks, Cl, N * prod(spec.small) * P_k * Cl * Cs * G, threads)
+    s, d, p, k, L = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"]
+    tables = [a for dim in range(3)
+              for a in reach_table(g3["small"][dim], k[dim], s[dim], d[dim], p[dim], L[dim])
+              ] if channels_last else []
+    return g3, assign, shares, tables
+
+
 def _gemm(spec, x, w, b, channels_last, cache=None):
     from . import kernels
 
-    g3 = rank3(spec)
     N, G = x.shape[0], spec.groups
+    g3, assign, shares, tables = _gemm_plan(spec, N, channels_last)
     Cs, Cl = spec.small_channels // G, spec.large_channels // G
     P_k = prod(spec.kernel)
     x3 = np.ascontiguousarray(x).reshape(N, G * Cs, *g3["small"])
     y = np.empty((N, spec.large_channels, *g3["core"]), dtype=spec.dtype)
     fuse = b is not None and spec.padding_mode == "zeros"
     bias = b if fuse else np.zeros(spec.large_channels, spec.dtype)
-    # kernel == stride: every output pixel meets one tap, so each is written once, bias included
-    assign = not channels_last and all(
-        k == s and d == 1 and ca >= 0
-        for k, s, d, (_, ca) in zip(spec.kernel, spec.stride, spec.dilation, spec.core_crop))
     if not assign:
         y[...] = bias.reshape(-1, 1, 1, 1)
-    chunks = bands(spec, g3, N, Cl * P_k * spec.dtype.itemsize)
-    shares = _split(chunks, Cl, N * prod(spec.small) * P_k * Cl * Cs * G)
-    s, d, p, k, L = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"]
-    if channels_last:
-        tables = [a for dim in range(3)
-                  for a in reach_table(g3["small"][dim], k[dim], s[dim], d[dim], p[dim], L[dim])]
+    s, d, p, k = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"]
     w4 = w.reshape(G, Cs, Cl, P_k)
     reordered = {}
     if channels_last:
@@ -335,8 +355,9 @@ def _gemm(spec, x, w, b, channels_last, cache=None):
 
 
 def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
-    """Compiled output-stationary loops, one output plane per task, every pixel written once: for few
-    channels per group (depthwise). See :func:`tconv.engine.kernels.direct`."""
+    """Compiled output-stationary loops, every pixel written once: for few channels per group
+    (depthwise). See :func:`tconv.engine.kernels.direct`. Above :data:`PARALLEL_MIN_WORK` the output
+    planes are shared among the workers in contiguous ranges."""
     from . import kernels
 
     g3 = rank3(spec)
@@ -354,10 +375,15 @@ def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
         for a, tap in enumerate(taps):
             ptab[q, a] = tap
     core = np.empty((x.shape[0], spec.large_channels, *g3["core"]), dtype=spec.dtype)  # each pixel written
-    with numba_limit():
-        kernels.direct(np.ascontiguousarray(x).reshape(*x.shape[:2], *n),
-                       np.ascontiguousarray(w).reshape(*w.shape[:2], *k), core, spec.groups,
-                       tab0, cnt0, tab1, cnt1, ptab, pcnt, s[2], p[2])
+    x5 = np.ascontiguousarray(x).reshape(*x.shape[:2], *n)
+    w5 = np.ascontiguousarray(w).reshape(*w.shape[:2], *k)
+    planes = x.shape[0] * spec.large_channels
+    work = x.shape[0] * prod(spec.small) * prod(spec.kernel) * spec.small_channels * (
+        spec.large_channels // spec.groups)
+    workers = max(1, min(planes, get_num_threads() if work >= PARALLEL_MIN_WORK else 1))
+    edges = [planes * i // workers for i in range(workers + 1)]
+    _run([partial(kernels.direct, x5, w5, core, spec.groups, tab0, cnt0, tab1, cnt1, ptab, pcnt, s[2],
+                  p[2], lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo])
     return finish(spec, core, b)
 
 

@@ -9,10 +9,10 @@ and tap ``t`` meet large pixel ``j = i*s + t*d - p``.
 ``scipy.linalg.cython_blas``), a second library beside NumPy's that :mod:`tconv.engine.threads`
 limits alike.
 
-Only :func:`direct` runs in parallel (numba ``prange`` over output planes, one thread per plane, so
-no two threads write one pixel; at most :func:`tconv.get_num_threads` threads). ``col2im``,
-``im2col``, ``col2im_gather`` and ``phase_cols`` are serial and release the GIL: the engine's worker threads
-(:mod:`tconv.engine.fast`) run them side by side on shares that never write the same pixel.
+Every kernel is serial and releases the GIL: the engine's worker threads (:mod:`tconv.engine.fast`)
+run them side by side on shares that never write the same pixel. None is a numba ``parallel=True``
+function: numba's workqueue threading layer aborts the process when two Python threads enter
+parallel code at once, and tconv is called from several threads (servers, data loaders, dask).
 
 Compiled on first use and cached on disk (``cache=True``): a new process pays only the load.
 """
@@ -22,17 +22,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls, loaded now ...)
-from numba import prange
 
 from .threads import forget_blas
 
 forget_blas()  # ... so that tconv's thread limits (threadpoolctl) see it too
-
-# The OpenMP layer's threads spin after each parallel loop and starve the BLAS threads of the next
-# matrix product (measured: 2x slower alternating GEMM and col2im); the workqueue layer sleeps.
-if numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
-
 
 @numba.njit(cache=True, inline="always")
 def _span(size_in, s, off, size_out):
@@ -131,30 +124,30 @@ def _im2col(big, cols, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0,
                                 part[i] = src[i]
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def direct(x, w, y, groups, tab0, cnt0, tab1, cnt1, ptab, pcnt, s2, p2):
+def _direct(x, w, y, groups, tab0, cnt0, tab1, cnt1, ptab, pcnt, s2, p2, first, last):
     """``y[n, g*Cl+o, j] = sum x[n, g*Cs+c, i] * w[g*Cs+c, o, t]`` for few channels per group
     (depthwise), output-stationary: every output pixel is written once.
 
     x: ``(N, G*Cs, n0, n1, n2)``, w: ``(G*Cs, Cl, k0, k1, k2)``, y: ``(N, G*Cl, L0, L1, L2)``, written.
     ``tab0/cnt0``, ``tab1/cnt1``: per output coordinate of the first two dimensions the ``(t, i)``
     that reach it (:func:`tconv.engine.taps.reach_table`); ``ptab/pcnt``: per phase ``q`` of the last
-    dimension its taps ``(t, u)`` (:func:`tconv.engine.taps.dim_phases`). One task per output plane.
-    For each output row and phase, the taps are summed into a contiguous buffer ``acc[m]`` — the inner
-    loop ``acc[m] += w * x[base - u + m]`` runs over views from index 0, so numba vectorises it — and
-    the buffer is stored into the row's phase once.
+    dimension its taps ``(t, u)`` (:func:`tconv.engine.taps.dim_phases`). Computes output planes
+    ``[first, last)`` of the ``N*G*Cl`` (``(n, g*Cl+o)`` flattened): the engine's workers take
+    disjoint ranges. For each output row and phase, the taps are summed into a contiguous buffer
+    ``acc[m]`` — the inner loop ``acc[m] += w * x[base - u + m]`` runs over views from index 0, so
+    numba vectorises it — and the buffer is stored into the row's phase once.
     """
     N, C_small, n0, n1, n2 = x.shape
     _, Cl, k0, k1, k2 = w.shape
     L0, L1, L2 = y.shape[2], y.shape[3], y.shape[4]
     Cs = C_small // groups
-    for job in prange(N * groups * Cl):
+    acc = np.empty(L2 // s2 + 1, dtype=y.dtype)
+    for job in range(first, last):
         n = job // (groups * Cl)
         oc = job % (groups * Cl)
         g = oc // Cl
         o = oc % Cl
         plane = y[n, oc]
-        acc = np.empty(L2 // s2 + 1, dtype=y.dtype)
         for j0 in range(L0):
             for j1 in range(L1):
                 row = plane[j0, j1]
@@ -284,6 +277,7 @@ def _phase_cols_last(xcl, cols, n_first, taps, b0, b1, b2):
 
 
 # Serial, and without the GIL: the engine's worker threads run them side by side.
+direct = numba.njit(nogil=True, cache=True)(_direct)
 col2im = numba.njit(nogil=True, cache=True)(_col2im)
 im2col = numba.njit(nogil=True, cache=True)(_im2col)
 col2im_gather = numba.njit(nogil=True, cache=True)(_col2im_gather)

@@ -31,17 +31,24 @@ if TYPE_CHECKING:
 
 
 def _checksum(w: np.ndarray) -> int:
-    """A checksum of ``w``'s bytes (theirs alone: not of its layout or address):
-    :func:`tconv.engine.kernels.checksum` of its 8-byte words and a CRC-32 of the rest."""
+    """A checksum of ``w``'s bytes (theirs alone: not of its layout or address): below
+    :data:`SMALL_WEIGHT_BYTES` their CRC-32, else :func:`tconv.engine.kernels.checksum` of the
+    8-byte words and a CRC-32 of the rest."""
     data = np.ascontiguousarray(w).reshape(-1).view(np.uint8)
+    # an ndarray is a buffer; numpy's stubs say so (``__buffer__``) only for Python 3.12 and later
+    if data.size < SMALL_WEIGHT_BYTES:  # ~1 us, where calling compiled code costs 10
+        return zlib.crc32(memoryview(cast("Buffer", data)))
     if data.ctypes.data % 8:  # a view into another array: its words read from an aligned copy
         data = data.copy()
     whole = data.size // 8 * 8
     from .kernels import checksum  # the algorithms that pack have loaded numba already
 
-    # an ndarray is a buffer; numpy's stubs say so (``__buffer__``) only for Python 3.12 and later
     tail = zlib.crc32(memoryview(cast("Buffer", data[whole:])))
     return hash((int(checksum(data[:whole].view(np.uint64))), tail))
+
+
+#: Weights of fewer bytes are checked by CRC-32 (see :func:`_checksum`).
+SMALL_WEIGHT_BYTES = 2**16
 
 
 def _identity(w: np.ndarray) -> tuple:

@@ -11,8 +11,8 @@ The count governs:
   chunks among up to ``n`` workers, each running its BLAS products with one thread;
 - a BLAS product run in the calling thread (one share, the reference algorithms): at most ``n``
   BLAS threads (threadpoolctl; skipped without a look at BLAS when ``n`` is at least the CPU count);
-- numba's ``prange`` loops (the ``direct`` kernel): at most ``n`` threads, and never more than
-  numba's pool (``NUMBA_NUM_THREADS``, fixed when numba starts).
+- the compiled loops (:mod:`tconv.engine.kernels`): serial, run by those workers, so at most ``n``
+  at once.
 
 Default, read when tconv is imported: ``OMP_NUM_THREADS`` if set (its first entry), else
 ``NUMBA_NUM_THREADS``, else the CPUs this process may run on (``os.sched_getaffinity``). The count is
@@ -181,32 +181,3 @@ class blas_limit:
         for lib, current in self._saved:
             lib.set_num_threads(current)
         self._saved.clear()
-
-
-class numba_limit:
-    """Context manager: numba's parallel loops started by this thread use at most the count.
-
-    numba's count is per calling thread and capped by its pool (``NUMBA_NUM_THREADS``); it is set
-    only when it differs, and restored on exit. Loads numba (the caller is about to use it).
-    """
-
-    __slots__ = ("_previous",)
-    _previous: int | None
-
-    def __enter__(self) -> numba_limit:
-        import numba
-
-        pool = numba.config.NUMBA_NUM_THREADS
-        wanted = min(get_num_threads(), pool)
-        self._previous = numba.get_num_threads()
-        if self._previous != wanted:
-            numba.set_num_threads(wanted)
-        else:
-            self._previous = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            import numba
-
-            numba.set_num_threads(self._previous)
