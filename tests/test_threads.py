@@ -202,3 +202,64 @@ def test_a_problem_whose_every_chunk_is_cropped_away_runs_no_jobs():
     expected = torch.nn.functional.conv_transpose1d(torch.tensor(x), torch.tensor(w), torch.tensor(b),
                                                     padding=1, output_padding=2, dilation=3).numpy()
     np.testing.assert_allclose(y, expected)
+
+
+def test_callers_take_turns_but_one_thread_callers_do_not_wait():
+    """The engine serves one call at a time (fast._run): a second caller waits for the first; a
+    caller that asked for one thread (a dask task) runs beside them."""
+    holding, release = threading.Event(), threading.Event()
+    finished = []
+
+    def first():
+        def hold():
+            holding.set()
+            release.wait(10)
+        with tconv.num_threads(2):
+            fast._run([hold, lambda: None])
+        finished.append("first")
+
+    def second():
+        fast._run([lambda: None])
+        finished.append("second")
+
+    def task():
+        with threads.thread_num_threads(1):
+            fast._run([lambda: None])
+        finished.append("task")
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert holding.wait(10)
+    with tconv.num_threads(2):
+        b, c = threading.Thread(target=second), threading.Thread(target=task)
+        b.start(), c.start()
+        c.join(10)
+        b.join(0.3)
+    assert finished == ["task"]  # the one-thread caller ran; the other waits its turn
+    release.set()
+    a.join(10), b.join(10)
+    assert sorted(finished) == ["first", "second", "task"]
+
+
+def test_blas_runs_one_thread_per_caller_while_several_are_inside():
+    libs = [lib for lib in threads._blas() if (lib.get_num_threads() or 0) > 1]
+    if not libs:
+        pytest.skip("no BLAS here runs more than one thread")
+    before = [lib.get_num_threads() for lib in libs]
+    inside, leave = threading.Event(), threading.Event()
+
+    def other():
+        with threads.blas_limit(threads.CPUS):
+            inside.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    assert inside.wait(10)
+    assert [lib.get_num_threads() for lib in libs] == before  # one caller with the full count
+    with threads.blas_limit(threads.CPUS):
+        assert all(lib.get_num_threads() == 1 for lib in libs)  # two: one thread each
+    assert [lib.get_num_threads() for lib in libs] == before
+    leave.set()
+    t.join(10)
+    assert [lib.get_num_threads() for lib in libs] == before

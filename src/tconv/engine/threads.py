@@ -14,6 +14,9 @@ The count governs:
 - the compiled loops (:mod:`tconv.engine.kernels`): serial, run by those workers, so at most ``n``
   at once.
 
+Calls from several threads at once take turns in the engine (:func:`tconv.engine.fast._run`), and
+BLAS's count is decided by all open calls together (:class:`blas_limit`).
+
 Default, read when tconv is imported: ``OMP_NUM_THREADS`` if set (its first entry), else
 ``NUMBA_NUM_THREADS``, else the CPUs this process may run on (``os.sched_getaffinity``). The count is
 process-wide, like ``torch.set_num_threads``; :func:`num_threads` restores the previous count on exit
@@ -153,31 +156,80 @@ def forget_blas() -> None:
         _blas_libs = None
 
 
+_state = threading.Lock()
+#: Per thread inside tconv, the counts its open :class:`blas_limit` blocks asked for (innermost last).
+_wanted: dict[int, list[int]] = {}
+#: The count tconv has set on the BLAS libraries (None: their own), and what each had before.
+_applied: int | None = None
+_originals: list = []
+
+
+def _effective() -> int | None:
+    """The BLAS count for all of tconv's open calls: one thread each when several threads are inside
+    tconv at once (BLAS's count is process-wide: two calls each asking for ``n`` would run ``2n``
+    threads on ``n`` cores), else the innermost count of the one thread; None when none is."""
+    if len(_wanted) > 1:
+        return 1
+    for stack in _wanted.values():
+        return stack[-1]
+    return None
+
+
+def _apply(n: int | None) -> None:
+    """Set every BLAS library to at most ``n`` threads (never more than it had), or back to its own
+    count (``n`` None or at least :data:`CPUS`: BLAS's default, so nothing is touched). Under
+    ``_state``."""
+    global _applied
+    if n is not None and n >= CPUS:
+        n = None
+    if n is None:
+        for lib, original in _originals:
+            lib.set_num_threads(original)
+        _originals.clear()
+        _applied = None
+        return
+    known = {id(lib) for lib, _ in _originals}
+    fresh = False
+    for lib in _blas():  # a library loaded since the last call (SciPy's) joins
+        if id(lib) not in known:
+            current = lib.get_num_threads()
+            if current is not None:
+                _originals.append((lib, current))
+                fresh = True
+    if n != _applied or fresh:
+        for lib, original in _originals:
+            lib.set_num_threads(min(n, original))
+        _applied = n
+
+
 class blas_limit:
     """Context manager: BLAS uses at most ``n`` threads inside (default: :func:`get_num_threads`).
 
-    Only a library running more threads than ``n`` is touched, and restored on exit; with
-    ``n >= CPUS`` (BLAS's own default) nothing is looked at, so the default count costs nothing.
-    Calls the libraries directly (about 1 us a library) rather than through ``threadpool_limits``
-    (about 20 us a call). BLAS's count is process-wide: meant for tconv's own calls.
+    BLAS's count is process-wide, so the blocks open in all threads decide it together: the innermost
+    count of the one thread inside, or one thread each while several threads are inside at once (so
+    concurrent callers never run ``n`` BLAS threads apiece on ``n`` cores); the libraries' own counts
+    come back when the last block closes. Only a library running more threads than the count is
+    touched; with ``n >= CPUS`` (BLAS's own default) and no other caller nothing is. Calls the
+    libraries directly (about 1 us a library) rather than through ``threadpool_limits`` (about 20 us
+    a call). Meant for tconv's own calls.
     """
 
-    __slots__ = ("n", "_saved")
+    __slots__ = ("n",)
 
     def __init__(self, n: int | None = None) -> None:
         self.n = get_num_threads() if n is None else n
-        self._saved: list = []
 
     def __enter__(self) -> blas_limit:
-        if self.n < CPUS:
-            for lib in _blas():
-                current = lib.get_num_threads()
-                if current is not None and current > self.n:
-                    lib.set_num_threads(self.n)
-                    self._saved.append((lib, current))
+        with _state:
+            _wanted.setdefault(threading.get_ident(), []).append(self.n)
+            _apply(_effective())
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for lib, current in self._saved:
-            lib.set_num_threads(current)
-        self._saved.clear()
+        with _state:
+            me = threading.get_ident()
+            stack = _wanted[me]
+            stack.pop()
+            if not stack:
+                del _wanted[me]
+            _apply(_effective())
