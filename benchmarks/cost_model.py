@@ -40,19 +40,25 @@ GRIDS = {
 }
 
 
-def measure(path: str, seeds: list[int], count: int, threads: int) -> None:
+def measure(path: str, seeds: list[int], count: int, threads: int, again: list[str] | None = None) -> None:
+    """Time every algorithm and peer on the layers into ``path``; with ``again``, only those
+    algorithms, on the layers of the times already in ``path`` (after a change to them)."""
     tconv.set_num_threads(threads)
-    layers = bench.load_layers() if 0 in seeds else []
-    for seed in seeds:
-        if seed:
-            layers += bench.random_layers(seed, count)
-    rows = []
-    result = {"machine": cost.machine(), "threads": threads, "layers": rows}
-    for layer in layers:
+    if again:
+        result = json.load(open(path))
+        layers, rows = [bench.Layer(*r["row"]) for r in result["layers"]], result["layers"]
+    else:
+        layers = bench.load_layers() if 0 in seeds else []
+        for seed in seeds:
+            if seed:
+                layers += bench.random_layers(seed, count)
+        rows = []
+        result = {"machine": cost.machine(), "threads": threads, "layers": rows}
+    for i, layer in enumerate(layers):
         x, w, b = layer.arrays()
-        row = {"name": layer.name, "row": layer.row()}
+        row = rows[i] if again else {"name": layer.name, "row": layer.row()}
         spec = transposed_spec("measure", x, w, b, *layer.args())
-        for name in ALGORITHMS:
+        for name in again or ALGORITHMS:
             run, cache = algorithms.TRANSPOSED[name], WeightCache()
             cache.bind(w)
             extra = {"cache": cache} if takes_cache(run) else {}
@@ -62,10 +68,11 @@ def measure(path: str, seeds: list[int], count: int, threads: int) -> None:
             fn()
             row[name] = bench.timeit(fn, 3, 0.3, 1)
         for name, fn in make_runners(layer, x, w, b, threads, {}, io.StringIO()).items():
-            if fn is not None:
+            if fn is not None and not again:
                 fn()
                 row[name] = bench.timeit(fn, 3, 0.3, 1)
-        rows.append(row)
+        if not again:
+            rows.append(row)
         print(layer.describe(), {k: round(v * 1e3, 2) for k, v in row.items() if isinstance(v, float)},
               flush=True)
         with open(path, "w") as f:
@@ -142,10 +149,12 @@ if __name__ == "__main__":
     m.add_argument("--seeds", default="0,1,2,3,4,5")
     m.add_argument("--count", type=int, default=12)
     m.add_argument("--threads", type=int, default=2)
+    m.add_argument("--again", help="comma-separated algorithms to time again in an existing file")
     f = sub.add_parser("fit")
     f.add_argument("path")
     args = parser.parse_args()
     if args.command == "measure":
-        measure(args.path, [int(s) for s in args.seeds.split(",")], args.count, args.threads)
+        measure(args.path, [int(s) for s in args.seeds.split(",")], args.count, args.threads,
+                args.again.split(",") if args.again else None)
     else:
         fit(args.path)

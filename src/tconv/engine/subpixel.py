@@ -45,6 +45,10 @@ TILE_BYTES = 2**19
 #: thinner one re-reads it for too little work.
 TILE_MIN_COLUMNS = 256
 
+#: From this many padded multiply-adds the workers share the tiles (below ``fast``'s threshold: a
+#: tile needs no col2im pass that a second worker would contend for).
+PARALLEL_MIN_WORK = 1 << 21
+
 
 def taps_per_phase(spec: ConvSpec) -> tuple[int, ...]:
     """``T = d*(k-1)//s + 1`` per dimension: the padded kernel's taps per phase.
@@ -129,7 +133,8 @@ def plan(spec: ConvSpec) -> Plan:
     """The :class:`Plan` for ``spec``, remembered per geometry, thread count and tile settings (a
     small call would otherwise spend most of its time making it: 60 of 95 us on a 0.1 MFLOP
     layer)."""
-    return _made_plan(spec, get_num_threads(), TILE_BYTES, TILE_MIN_COLUMNS, fast.PARALLEL_MIN_WORK)
+    return _made_plan(spec, get_num_threads(), TILE_BYTES, TILE_MIN_COLUMNS,
+                      min(fast.PARALLEL_MIN_WORK, PARALLEL_MIN_WORK))
 
 
 @lru_cache(maxsize=256)
@@ -141,7 +146,7 @@ def _made_plan(spec: ConvSpec, threads: int, tile_bytes: int, min_columns: int,
     lead = (1,) * (3 - spec.rank)
     mlo, B = blocks(spec)
     B3, T3 = lead + B, lead + taps_per_phase(spec)
-    workers = 1 if padded_macs(spec) < fast.PARALLEL_MIN_WORK else threads
+    workers = 1 if padded_macs(spec) < parallel_min_work else threads
     todo = tiles(spec, N, B3, workers)
     K, rows = Cs * prod(T3), Cl * prod(g3["stride"])
     shares = []
@@ -177,5 +182,6 @@ def subpixel(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
         kernels.subpixel_tiles(x3, wp, bias, y, mine, *p.geometry, spec.groups, buf[:columns],
                                buf[columns:])
 
-    _run([partial(run, *share) for share in p.shares])
+    # a tile's product is small by design: one BLAS thread each, the workers share the tiles
+    _run([partial(run, *share) for share in p.shares], blas=1)
     return finish(spec, y, None if fuse else b)
