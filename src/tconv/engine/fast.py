@@ -150,9 +150,8 @@ def _workers(count: int) -> ThreadPoolExecutor:
 _gate = threading.Lock()
 
 
-def _run(jobs: list, blas: int | None = None) -> None:
-    """Run ``jobs`` (callables): one in this thread (BLAS at most ``blas`` threads, default the
-    count), several on the workers with one-thread BLAS.
+def _run(jobs: list) -> None:
+    """Run ``jobs`` (callables): one in this thread, several on the workers with one-thread BLAS.
 
     Calls from several threads at once take turns, each using the whole thread count while it runs:
     together they then make as many calls as one caller alone would (measured: six threads calling
@@ -171,7 +170,7 @@ def _run(jobs: list, blas: int | None = None) -> None:
         return
     with _gate:
         if len(jobs) == 1:
-            with blas_limit(blas):
+            with blas_limit():
                 jobs[0]()
             return
         pool = _workers(len(jobs))

@@ -182,6 +182,7 @@ def subpixel(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
         kernels.subpixel_tiles(x3, wp, bias, y, mine, *p.geometry, spec.groups, buf[:columns],
                                buf[columns:])
 
-    # a tile's product is small by design: one BLAS thread each, the workers share the tiles
-    _run([partial(run, *share) for share in p.shares], blas=1)
+    # several shares: the workers, each one-thread BLAS; one (under PARALLEL_MIN_WORK multiply-adds
+    # in all) runs here and leaves BLAS's count alone (setting it costs ~30 us a call)
+    _run([partial(run, *share) for share in p.shares])
     return finish(spec, y, None if fuse else b)
