@@ -19,8 +19,8 @@ from oracle import torch_conv_transpose, torch_transposed_mode
 from test_functional import assert_refused, torch_pads, transposed_sizes
 
 import tconv
+from tconv.engine import algorithms, phase, subpixel
 from tconv.engine import fast as engine
-from tconv.engine import phase, subpixel
 
 #: The engine's algorithms and auto, run on every configuration against PyTorch.
 FAST = ("gemm", "direct", "phase", "subpixel", "auto")
@@ -367,3 +367,41 @@ def test_pointwise_layers_are_one_product(padding, output_padding, dilation, gro
                                                     padding, output_padding, groups, dilation).numpy()
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
     assert not bands  # the chunked col2im path never ran
+
+
+@given(rank=st.integers(1, 3), n=st.integers(1, 4), k=st.integers(3, 7), s=st.integers(1, 3),
+       d=st.integers(1, 2), groups=st.sampled_from([1, 2]), data=st.data())
+def test_taps_that_reach_only_cropped_pixels_are_skipped_and_change_nothing(rank, n, k, s, d, groups,
+                                                                              data):
+    """Much padding on a small image: the engine runs the kernel cut to the taps that reach the
+    output (algorithms.trimmed); the numbers are PyTorch's."""
+    p = data.draw(st.integers((k - 1) * d // 2, (k - 1) * d))
+    op = data.draw(st.integers(0, max(s, d) - 1))
+    large = ((n - 1) * s - 2 * p + d * (k - 1) + op + 1,) * rank
+    assume(min(large) >= 1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 2 * groups, *(n,) * rank))
+    w = rng.standard_normal((2 * groups, 3, *(k,) * rank))
+    b = rng.standard_normal(3 * groups)
+    spec = tconv.core.spec.transposed_spec("t", x, w, b, s, p, op, groups, d)
+    tight = algorithms.trimmed(spec)
+    assume(tight is not None)
+    assert prod(tight[0].kernel) < prod(spec.kernel) and tight[0].large == spec.large
+    expected = torch_conv_transpose(x, w, b, s, p, op, groups, d)
+    for name in FAST:
+        y = tconv.conv_transpose(x, w, b, s, p, op, groups, d, algorithm=name)
+        np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("algorithm", ["gemm", "phase", "subpixel"])
+def test_a_layer_keeps_the_forms_of_a_cut_kernel_apart(algorithm, monkeypatch):
+    """One layer, two input sizes: on 2x2 its kernel is cut to the taps that reach, on 9x9 it is
+    whole. Each packs its own form; alternating calls stay exact."""
+    monkeypatch.setattr(algorithms, "choose", lambda spec: algorithm)
+    layer = tconv.ConvTranspose2d(16, 16, 7, padding=3, dtype=np.float64, rng=0)
+    small, large = (np.random.default_rng(i).standard_normal((1, 16, m, m)) for i, m in ((1, 2), (2, 9)))
+    expected = [torch_conv_transpose(a, layer.weight, layer.bias, 1, 3, 0, 1, 1) for a in (small, large)]
+    for _ in range(2):
+        for a, want in zip((small, large), expected):
+            np.testing.assert_allclose(layer(a), want, rtol=1e-10, atol=1e-10)
+    assert len(layer._packed) >= 2

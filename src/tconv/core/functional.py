@@ -18,12 +18,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
+from types import EllipsisType
 from typing import Any
 
 import numpy as np
 
 from ..engine import algorithms, fast
-from ..engine.packing import WeightCache, takes_cache
+from ..engine.packing import Scoped, WeightCache, takes_cache
 from ..engine.threads import blas_limit
 from .spec import ConvSpec, as_array, cached_transposed_spec, conv_spec, result_dtype, transposed_spec
 
@@ -78,6 +79,11 @@ def _add_bias(spec: ConvSpec, y: np.ndarray, b: np.ndarray | None) -> np.ndarray
     return y
 
 
+#: ``algorithm=`` values the engine runs (``auto`` among them), for which
+#: :func:`tconv.engine.algorithms.trimmed` applies.
+ENGINE = frozenset({"auto", "gemm", "direct", "phase", "subpixel"})
+
+
 def _algorithm(op: str, algorithm: Any, spec: ConvSpec) -> Callable:
     if algorithm == "auto":
         algorithm = algorithms.choose(spec)
@@ -105,15 +111,25 @@ def _conv_transpose_spec(op, input, weight, bias, stride, padding, output_paddin
     b = None if bias is None else as_array(op, "bias", bias)
     spec = cached_transposed_spec(op, x, w, b, stride, padding, output_padding, groups, dilation,
                                   output_size, padding_mode)
-    run = _algorithm(op, algorithm, spec)
-    extra = {}
-    if cache is not None and takes_cache(run):
+    # the engine skips the kernel taps that reach only cropped pixels; the references keep them all
+    tight = algorithms.trimmed(spec) if isinstance(algorithm, str) and algorithm in ENGINE else None
+    run_spec = spec if tight is None else tight[0]
+    run = _algorithm(op, algorithm, run_spec)
+    if cache is not None and (tight is not None or takes_cache(run)):
         cache.bind(w)
-        extra["cache"] = cache
+    w_run = w
+    if tight is not None:
+        taps: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(lo, hi) for lo, hi in tight[1]))
+        # a layer keeps its cut weight contiguous (made from a view on every call, it is a copy)
+        w_run = w[taps] if cache is None else cache.get(("taps", tight[1]),
+                                                        lambda: np.ascontiguousarray(w[taps]))
+    extra: dict[str, Any] = {}
+    if cache is not None and takes_cache(run):
+        extra["cache"] = cache if tight is None else Scoped(cache, ("taps", tight[1]))
     try:
         # the reference algorithms' products run in this thread: BLAS held to tconv's thread count
         with blas_limit():
-            y = run(spec, _batched(spec, x), w.astype(spec.dtype, copy=False),
+            y = run(run_spec, _batched(spec, x), w_run.astype(spec.dtype, copy=False),
                     None if b is None else b.astype(spec.dtype, copy=False), **extra)
     except MemoryError as exc:
         raise ValueError(

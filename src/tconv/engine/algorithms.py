@@ -33,6 +33,7 @@ bias. ``matrix`` folds ``W`` itself, so its product is the output.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from itertools import product
@@ -44,6 +45,7 @@ import numpy as np
 from ..core.padding import fold, pad_or_crop
 from ..core.spec import ConvSpec, check_bytes
 from . import cost, fast, phase, subpixel
+from .taps import reachable_taps
 
 #: The matrix algorithm refuses a problem whose dense matrix would be larger than this many bytes.
 MATRIX_LIMIT_BYTES = 256 * 2**20
@@ -260,6 +262,43 @@ TRANSPOSED: dict[str, Callable[[ConvSpec, np.ndarray, np.ndarray, np.ndarray | N
 
 #: The names ``algorithm=`` accepts.
 ALGORITHMS: tuple[str, ...] = ("auto", *TRANSPOSED)
+
+
+@lru_cache(maxsize=4096)
+def trimmed(spec: ConvSpec) -> tuple[ConvSpec, tuple[tuple[int, int], ...]] | None:
+    """The same problem without the kernel taps that reach only cropped pixels, or None if every tap
+    reaches the output: ``(spec with the kernel cut to the taps that reach, the taps [lo, hi) kept
+    per dimension)``. Remembered per spec.
+
+    With much padding on a small image (a 7-tap kernel, padding 3, a 2x2 input and output), most
+    taps meet only pixels the padding crops; an algorithm that multiplies every input pixel by the
+    whole kernel wastes that work (there 49 taps for 9). Per dimension the taps kept are
+    :func:`tconv.engine.taps.reachable_taps` (never cut before the padding allows: the crop before
+    stays non-negative), and the padding shrinks by what was cut on each side, so every output
+    pixel's sum is the same. ``padding_mode='zeros'`` only (the other modes crop nothing).
+
+    >>> import numpy as np
+    >>> from tconv.core.spec import transposed_spec
+    >>> spec = transposed_spec("doc", np.zeros((1, 64, 2, 2)), np.zeros((64, 8, 7, 7)), None, 1, 3)
+    >>> tight, window = trimmed(spec)
+    >>> tight.kernel, tight.pads, tight.large == spec.large, window
+    ((3, 3), ((1, 1), (1, 1)), True, ((2, 5), (2, 5)))
+    """
+    if spec.padding_mode != "zeros":
+        return None
+    window = []
+    for n, k, s, d, (cb, _), size in zip(spec.small, spec.kernel, spec.stride, spec.dilation,
+                                         spec.core_crop, spec.core_size):
+        lo, hi = reachable_taps(n, k, s, d, cb, size)
+        if hi <= lo:  # nothing reaches: leave it to the algorithms (an all-zero output)
+            return None
+        window.append((min(lo, cb // d), hi))
+    if all(lo == 0 and hi == k for (lo, hi), k in zip(window, spec.kernel)):
+        return None
+    pads = tuple((b - lo * d, a - (k - hi) * d)
+                 for (b, a), (lo, hi), k, d in zip(spec.pads, window, spec.kernel, spec.dilation))
+    tight = dataclasses.replace(spec, kernel=tuple(hi - lo for lo, hi in window), pads=pads)
+    return tight, tuple(window)
 
 
 def choose(spec: ConvSpec) -> str:

@@ -107,7 +107,21 @@ class WeightCache:
         return form
 
 
-def packed(cache: WeightCache | None, key: Hashable, make: Callable[[], np.ndarray]) -> np.ndarray:
+class Scoped:
+    """A view of a :class:`WeightCache` whose keys all carry ``scope``: for forms packed from a part
+    of the weight (the taps :func:`tconv.engine.algorithms.trimmed` keeps), which must not meet the
+    forms of the whole weight or of another part."""
+
+    __slots__ = ("cache", "scope")
+
+    def __init__(self, cache: WeightCache, scope: Hashable) -> None:
+        self.cache, self.scope = cache, scope
+
+    def get(self, key: Hashable, make: Callable[[], np.ndarray]) -> np.ndarray:
+        return self.cache.get((self.scope, key), make)
+
+
+def packed(cache: WeightCache | Scoped | None, key: Hashable, make: Callable[[], np.ndarray]) -> np.ndarray:
     """``cache.get(key, make)``, or just ``make()`` without a cache (the functional API)."""
     return make() if cache is None else cache.get(key, make)
 

@@ -59,3 +59,15 @@ def dim_phases(n: int, k: int, s: int, d: int, crop: int, size: int) -> list[tup
         taps = [(t, (t * d - q) // s) for t in range(k) if (t * d) % s == q]
         phases.append((first, count, base, taps))
     return phases
+
+
+def reachable_taps(n: int, k: int, s: int, d: int, crop: int, size: int) -> tuple[int, int]:
+    """The taps ``[lo, hi)`` that reach some output pixel ``j = i*s + t*d - crop`` in ``[0, size)``
+    from some input ``i`` in ``[0, n)`` (the others meet only cropped pixels); ``(0, 0)`` if none.
+
+    >>> reachable_taps(n=2, k=7, s=1, d=1, crop=3, size=2)   # a 7-tap kernel on 2 pixels, padding 3
+    (2, 5)
+    """
+    reach = [t for t in range(k)
+             if max(0, -((t * d - crop) // s)) <= min(n - 1, (size - 1 - t * d + crop) // s)]
+    return (reach[0], reach[-1] + 1) if reach else (0, 0)
