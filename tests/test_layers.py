@@ -250,3 +250,42 @@ def test_dtype_argument():
     assert tconv.Conv2d(1, 1, 2, dtype=np.float64).weight.dtype == np.float64
     with pytest.raises(TypeError, match="dtype must be float32 or float64"):
         tconv.Conv2d(1, 1, 2, dtype=np.int32)
+
+
+def _torch_layer_output(layer, x):
+    m = torch.nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                                 layer.padding, layer.output_padding, layer.groups, layer.bias is not None,
+                                 layer.dilation).double()
+    with torch.no_grad():
+        m.weight.copy_(torch.from_numpy(np.asarray(layer.weight, np.float64)))
+        if layer.bias is not None:
+            m.bias.copy_(torch.from_numpy(np.asarray(layer.bias, np.float64)))
+        return m(torch.from_numpy(x)).numpy()
+
+
+def test_a_layer_plans_each_input_shape_once_and_replans_what_changed(monkeypatch):
+    """The checks and the choice run once per input geometry; a changed attribute, weight or bias
+    (a new object) is checked and planned afresh, and every output is PyTorch's."""
+    from tconv.core import layers
+
+    made = []
+    real = layers.prepare
+    monkeypatch.setattr(layers, "prepare", lambda *a: made.append(a[0]) or real(*a))
+    layer = tconv.ConvTranspose2d(4, 6, 3, stride=2, padding=1, dtype=np.float64, rng=0)
+    x, x2 = np.ones((2, 4, 5, 5)), np.ones((1, 4, 7, 6))
+    for _ in range(3):
+        np.testing.assert_allclose(layer(x), _torch_layer_output(layer, x), atol=1e-12)
+    np.testing.assert_allclose(layer(x2), _torch_layer_output(layer, x2), atol=1e-12)
+    assert len(made) == 2  # one plan per input shape
+    layer.stride = (1, 2)  # a new attribute: checked and planned again
+    np.testing.assert_allclose(layer(x), _torch_layer_output(layer, x), atol=1e-12)
+    layer.weight = layer.weight * 2  # a new weight object
+    np.testing.assert_allclose(layer(x), _torch_layer_output(layer, x), atol=1e-12)
+    layer.bias = None
+    np.testing.assert_allclose(layer(x), _torch_layer_output(layer, x), atol=1e-12)
+    layer.weight *= 3  # in place: the plan holds, the packed forms are checked as ever
+    np.testing.assert_allclose(layer(x), _torch_layer_output(layer, x), atol=1e-12)
+    assert len(made) == 5
+    layer.stride = 2.0  # refused as on a first call, though it equals the planned 2
+    with pytest.raises(TypeError, match="stride"):
+        layer(x)

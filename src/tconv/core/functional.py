@@ -92,15 +92,68 @@ def _algorithm(op: str, algorithm: Any, spec: ConvSpec) -> Callable:
     return algorithms.TRANSPOSED[algorithm]
 
 
-def _conv_transpose_spec(op, input, weight, bias, stride, padding, output_padding, groups,
-                         dilation, output_size, padding_mode, algorithm,
-                         cache: WeightCache | None = None):
-    """The output, and the spec and input array a backward pass needs.
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What a call of one geometry needs besides its arrays (:func:`prepare`): the checked spec, the
+    spec the algorithm runs (the kernel cut to the taps that reach the output, when some do not:
+    :func:`tconv.engine.algorithms.trimmed`), the taps kept, and the algorithm."""
+
+    spec: ConvSpec
+    run_spec: ConvSpec
+    taps: tuple[tuple[int, int], ...] | None
+    run: Callable
+
+
+def prepare(op: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Any, padding: Any,
+            output_padding: Any, groups: Any, dilation: Any, output_size: Any, padding_mode: Any,
+            algorithm: Any) -> Prepared:
+    """Check the call (a ValueError or TypeError naming what is wrong) and choose how to run it."""
+    spec = cached_transposed_spec(op, x, w, b, stride, padding, output_padding, groups, dilation,
+                                  output_size, padding_mode)
+    # the engine skips the kernel taps that reach only cropped pixels; the references keep them all
+    tight = algorithms.trimmed(spec) if isinstance(algorithm, str) and algorithm in ENGINE else None
+    run_spec = spec if tight is None else tight[0]
+    return Prepared(spec, run_spec, None if tight is None else tight[1], _algorithm(op, algorithm, run_spec))
+
+
+def execute(op: str, p: Prepared, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+            cache: WeightCache | None = None) -> np.ndarray:
+    """Run a prepared call on arrays of the geometry it was prepared for.
 
     ``cache`` (a layer's) keeps the weight as the algorithm reorders it between calls; it is bound
     to the weight as given (a layer's own array), and the forms are keyed by the dtype computed in,
-    so a float64 input to a float32 layer keeps float64 forms beside the float32 ones. A dask
-    ``input`` goes to :mod:`tconv.scale.dask` (lazy, block by block; no cache).
+    so a float64 input to a float32 layer keeps float64 forms beside the float32 ones.
+    """
+    spec, run = p.spec, p.run
+    if cache is not None and (p.taps is not None or takes_cache(run)):
+        cache.bind(w)
+    w_run = w
+    if p.taps is not None:
+        cut: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(lo, hi) for lo, hi in p.taps))
+        # a layer keeps its cut weight contiguous (made from a view on every call, it is a copy)
+        w_run = w[cut] if cache is None else cache.get(("taps", p.taps),
+                                                       lambda: np.ascontiguousarray(w[cut]))
+    extra: dict[str, Any] = {}
+    if cache is not None and takes_cache(run):
+        extra["cache"] = cache if p.taps is None else Scoped(cache, ("taps", p.taps))
+    try:
+        # the reference algorithms' products run in this thread: BLAS held to tconv's thread count
+        with blas_limit():
+            y = run(p.run_spec, _batched(spec, x), w_run.astype(spec.dtype, copy=False),
+                    None if b is None else b.astype(spec.dtype, copy=False), **extra)
+    except MemoryError as exc:
+        raise ValueError(
+            f"{op}: not enough memory for algorithm {run.__name__!r} from input {x.shape} to output "
+            f"{spec.out_shape}"
+        ) from exc
+    return _unbatched(spec, y)
+
+
+def _conv_transpose_spec(op, input, weight, bias, stride, padding, output_padding, groups,
+                         dilation, output_size, padding_mode, algorithm,
+                         cache: WeightCache | None = None):
+    """The output, and the spec and input array a backward pass needs (see :func:`execute` for
+    ``cache``). A dask ``input`` goes to :mod:`tconv.scale.dask` (lazy, block by block; no cache).
     """
     deferred = _deferred(input)
     if deferred is not None:
@@ -109,34 +162,9 @@ def _conv_transpose_spec(op, input, weight, bias, stride, padding, output_paddin
     x = as_array(op, "input", input)
     w = as_array(op, "weight", weight)
     b = None if bias is None else as_array(op, "bias", bias)
-    spec = cached_transposed_spec(op, x, w, b, stride, padding, output_padding, groups, dilation,
-                                  output_size, padding_mode)
-    # the engine skips the kernel taps that reach only cropped pixels; the references keep them all
-    tight = algorithms.trimmed(spec) if isinstance(algorithm, str) and algorithm in ENGINE else None
-    run_spec = spec if tight is None else tight[0]
-    run = _algorithm(op, algorithm, run_spec)
-    if cache is not None and (tight is not None or takes_cache(run)):
-        cache.bind(w)
-    w_run = w
-    if tight is not None:
-        taps: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(lo, hi) for lo, hi in tight[1]))
-        # a layer keeps its cut weight contiguous (made from a view on every call, it is a copy)
-        w_run = w[taps] if cache is None else cache.get(("taps", tight[1]),
-                                                        lambda: np.ascontiguousarray(w[taps]))
-    extra: dict[str, Any] = {}
-    if cache is not None and takes_cache(run):
-        extra["cache"] = cache if tight is None else Scoped(cache, ("taps", tight[1]))
-    try:
-        # the reference algorithms' products run in this thread: BLAS held to tconv's thread count
-        with blas_limit():
-            y = run(run_spec, _batched(spec, x), w_run.astype(spec.dtype, copy=False),
-                    None if b is None else b.astype(spec.dtype, copy=False), **extra)
-    except MemoryError as exc:
-        raise ValueError(
-            f"{op}: not enough memory for algorithm {run.__name__!r} from input {x.shape} to output "
-            f"{spec.out_shape}"
-        ) from exc
-    return _unbatched(spec, y), spec, x
+    p = prepare(op, x, w, b, stride, padding, output_padding, groups, dilation, output_size,
+                padding_mode, algorithm)
+    return execute(op, p, x, w, b, cache), p.spec, x
 
 
 def _conv_transpose(*args):
