@@ -78,7 +78,7 @@ endif
 
 # Speed, side by side with PyTorch, ONNX Runtime and OpenVINO; writes benchmarks/results.md and .json
 bench: $(VENV)/.test
-	$(VENV)/bin/tconv bench --output benchmarks/results
+	$(VENV)/bin/tconv bench --profile --output benchmarks/results
 
 # The newest releases the requirements allow, on purpose: re-resolve requirements.lock (pip-compile
 # in a venv of its own, through this machine's pip configuration), then build a new venv from it and

@@ -56,7 +56,7 @@ def tiny_run(tmp_path_factory):
         mp.setattr(bench_machine, "SETTLE_SECONDS", 0.0)  # nothing else runs between the systems here
         mp.setattr(bench_machine, "COPY_BYTES", 32 * 2**20)  # beyond the caches per core
         code = cli.main(["bench", "--layers", str(folder / "layers.json"), "--seconds", "0", "--runs", "1",
-                         "--threads", "1", "--output", str(folder / "r")])
+                         "--threads", "1", "--profile", "--output", str(folder / "r")])
     assert code == 0
     assert tconv.get_num_threads() == before  # the count bench set is given back
     return printed.getvalue(), json.loads((folder / "r.json").read_text()), folder
@@ -183,6 +183,28 @@ def test_a_kernel_forced_below_the_cpu_is_named_and_warned_about():
                         f"measure as a user would: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE make bench")
     assert blas["kernel"] == "Sandybridge" and blas["environment"] == {"OPENBLAS_CORETYPE": "Sandybridge"}
     assert results == [f"{lines[0]}.", f"**Warning**: {blas['warning']}."]
+
+
+def test_the_profile_times_each_layers_products_alone(tiny_run):
+    from tconv.bench.profile import products
+    from tconv.core.spec import transposed_spec
+    from tconv.engine import algorithms
+
+    _, result, folder = tiny_run
+    assert [p["name"] for p in result["profile"]] == [r["name"] for r in result["rows"]]
+    for p, row, layer in zip(result["profile"], result["rows"], result["layers"]):
+        L = bench.Layer(*layer)
+        x, w, b = L.arrays()
+        spec = transposed_spec("t", x, w, b, *L.args())
+        assert p["algorithm"] == row["algorithm"] == algorithms.choose(spec)
+        assert [tuple(s) for s in p["products"]] == products(spec, p["algorithm"])
+        macs = sum(c * m * k * n for c, m, k, n in p["products"])
+        if p["algorithm"] in ("gemm", "subpixel"):  # every multiply-add, and for subpixel its padding
+            assert macs >= algorithms.multiply_adds(spec)
+        assert p["products_ms"] is not None and (p["products_ms"] > 0) == bool(p["products"])
+    header, rows = table((folder / "r.md").read_text(), "profile")
+    assert header[3:6] == ["products alone ms", "products / tconv", "rest ms"]
+    assert [r[0] for r in rows] == [p["name"] for p in result["profile"]]
 
 
 def test_layer_sizes_and_bytes():

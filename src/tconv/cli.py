@@ -404,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                              "(default 5, after two warm-up runs; "
                                                              "with --dask 3, after one)")
     bench.add_argument("--no-backward", action="store_true", help="skip the backward table")
+    bench.add_argument("--profile", action="store_true",
+                       help="also time each layer's matrix products alone (the algorithm auto runs, "
+                            "BLAS with the same threads): how much of its time they take, and the rest")
     bench.add_argument("--output", help="write OUTPUT.md and OUTPUT.json")
     bench.add_argument("--dask", action="store_true",
                        help="instead: tconv on dask arrays (zarr to zarr) on a LocalCluster of --threads "

@@ -22,7 +22,8 @@ from .systems import AGREEMENT, make_runners, openvino_config, tconv_layer, torc
 
 
 def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backward: bool = True,
-        out=None, min_runs: int = 5, algorithm: str = "auto", suite: str | None = None) -> dict:
+        out=None, min_runs: int = 5, algorithm: str = "auto", suite: str | None = None,
+        profile: bool = False) -> dict:
     """Run ``layers`` with ``threads`` threads for every system; print progress and tables; return
     everything as a dict. Each time is the median of at least ``min_runs`` runs and ``min_seconds``.
 
@@ -30,7 +31,8 @@ def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backwar
     :data:`tconv.ALGORITHMS`); a layer it refuses is skipped with a note. ``suite``: how the layers
     were chosen, written in the header (e.g. ``--random 11 16``). tconv's thread count, NumPy's BLAS
     and PyTorch's count are given back afterwards. ``out``: where to print (default: ``sys.stdout`` at
-    the time of the call).
+    the time of the call). ``profile``: also time each layer's matrix products alone
+    (:mod:`tconv.bench.profile`; ``auto`` only).
     """
     from threadpoolctl import threadpool_limits
 
@@ -51,7 +53,8 @@ def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backwar
         with num_threads(threads), threadpool_limits(threads):
             print(threads_line(threads), file=out, flush=True)
             print("\n".join(header(blas())), file=out, flush=True)
-            return _run(layers, threads, min_seconds, backward, out, min_runs, algorithm, suite)
+            return _run(layers, threads, min_seconds, backward, out, min_runs, algorithm, suite,
+                        profile and algorithm == "auto")
     finally:
         if torch_before is not None:
             import torch
@@ -91,7 +94,7 @@ def per_call(threads: int, min_runs: int, min_seconds: float, out) -> dict:
 
 
 def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, out, min_runs: int,
-         algorithm: str, suite: str | None) -> dict:
+         algorithm: str, suite: str | None, profile: bool = False) -> dict:
     from ..core.spec import transposed_spec
     from ..engine import algorithms
 
@@ -104,6 +107,7 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
         print(f"tconv forward algorithm: {algorithm} (--algorithm)", file=out)
     rows: list[tuple[Layer, Row]] = []
     back: list[dict] = []
+    profiles: list[dict] = []
     failures: dict[str, str] = {}
     skipped: dict[str, str] = {}
     for layer in layers:
@@ -153,6 +157,14 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
                   math.nan, layer.flops / tconv_seconds / 1e9, math.nan, memory,
                   max(errors.values(), default=0.0), errors,
                   algorithms.choose(spec) if algorithm == "auto" else algorithm)
+        if profile:
+            from .profile import profile as products_alone
+
+            found = products_alone(spec, threads, min_runs, min_seconds / 4)
+            seconds = found["product_seconds"]
+            profiles.append({"name": layer.name, "algorithm": found["algorithm"],
+                             "products": found["products"], "tconv_ms": row.tconv_ms,
+                             "products_ms": None if seconds is None else seconds * 1e3})
         rows.append((layer, row))
         print(f"  {layer.name:<12} tconv {row.tconv_ms:9.2f} ms  torch {fmt(row.torch_ms, '9.2f')} ms"
               f"  ort {fmt(row.ort_ms, '9.2f')} ms  openvino {fmt(row.openvino_ms, '9.2f')} ms"
@@ -191,6 +203,7 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
         "backward": back,
         "backward_geomean_ratio": geomean([r["ratio"] for r in back]),
         "per_call": call,
+        "profile": profiles,
     }
     print(file=out)
     print(markdown(result), file=out)
@@ -239,7 +252,8 @@ def main(args) -> int:
         if args.list:
             return 0
     result = run(layers, threads=args.threads, min_seconds=args.seconds, backward=not args.no_backward,
-                 min_runs=5 if args.runs is None else args.runs, algorithm=args.algorithm, suite=suite)
+                 min_runs=5 if args.runs is None else args.runs, algorithm=args.algorithm, suite=suite,
+                 profile=getattr(args, "profile", False))
     if args.output:
         write_results(args.output, result, markdown(result))
     return 0

@@ -79,6 +79,15 @@ def markdown(result: dict) -> str:
                  f"(min {fmt(result['min_ratio'], unit='x')}) | | "
                  f"**{fmt(result['geomean_tconv_over_limit'])}** "
                  f"(max {fmt(result['max_tconv_over_limit'])}) | | | | |")
+    if result.get("profile"):
+        lines += ["", "| profile | algorithm | tconv ms | products alone ms | products / tconv | rest ms "
+                  "| products (count x rows x inner x columns) |", "|---|---|---:|---:|---:|---:|---|"]
+        for r in result["profile"]:
+            alone = r["products_ms"]
+            shapes = ", ".join(f"{c}x{m}x{k}x{n}" for c, m, k, n in r["products"]) or "none"
+            lines.append(f"| {r['name']} | {r['algorithm']} | {r['tconv_ms']:.2f} | {fmt(alone)} | "
+                         f"{fmt(None if alone is None else 100 * alone / r['tconv_ms'], '.0f', ' %')} | "
+                         f"{fmt(None if alone is None else r['tconv_ms'] - alone)} | {shapes} |")
     if result["backward"]:
         lines += ["", "| backward | tconv ms | torch autograd ms | torch / tconv |", "|---|---:|---:|---:|"]
         for r in result["backward"]:
