@@ -181,3 +181,19 @@ def test_float32_stays_float32_in_every_algorithm(algorithm):
                              np.ones(2, np.float32), 2, 1, algorithm=algorithm,
                              padding_mode="circular")
     assert y.dtype == np.float32
+
+
+def test_contenders_are_the_pick_and_the_estimates_near_it(monkeypatch):
+    tiny = _spec(1, 5, 3, (257,), (17,), 1)
+    assert algorithms.contenders(tiny) == ("scatter",)
+    one_product = _spec(4, 64, 64, (1, 1), (16, 16), 1)
+    assert algorithms.contenders(one_product) == ("gemm",)
+    spec = _spec(2, 21, 21, (34, 34), (4, 4), 1, stride=2)  # fcn_up2's shape, twice the batch
+    times = cost.estimates(spec)
+    pick = algorithms.choose(spec)
+    names = algorithms.contenders(spec)
+    assert names[0] == pick and len(names) <= 3
+    assert set(names[1:]) == {n for n in sorted(times, key=times.get)[:3]
+                              if n != pick and times[n] <= algorithms.CONTEND * times[pick]}
+    monkeypatch.setattr(algorithms, "choose", lambda spec: "phase")  # overridden: nothing else
+    assert algorithms.contenders(spec) == ("phase",)

@@ -398,6 +398,7 @@ def test_a_layer_keeps_the_forms_of_a_cut_kernel_apart(algorithm, monkeypatch):
     """One layer, two input sizes: on 2x2 its kernel is cut to the taps that reach, on 9x9 it is
     whole. Each packs its own form; alternating calls stay exact."""
     monkeypatch.setattr(algorithms, "choose", lambda spec: algorithm)
+    monkeypatch.setattr(tconv.core.layers, "MEASURED_CHOICE", False)
     layer = tconv.ConvTranspose2d(16, 16, 7, padding=3, dtype=np.float64, rng=0)
     small, large = (np.random.default_rng(i).standard_normal((1, 16, m, m)) for i, m in ((1, 2), (2, 9)))
     expected = [torch_conv_transpose(a, layer.weight, layer.bias, 1, 3, 0, 1, 1) for a in (small, large)]

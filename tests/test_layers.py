@@ -289,3 +289,34 @@ def test_a_layer_plans_each_input_shape_once_and_replans_what_changed(monkeypatc
     layer.stride = 2.0  # refused as on a first call, though it equals the planned 2
     with pytest.raises(TypeError, match="stride"):
         layer(x)
+
+
+def test_a_layer_keeps_the_fastest_contender_it_measured(monkeypatch):
+    """On its first call of a geometry a layer times auto's contenders and keeps the fastest; the
+    other contenders' packed forms are dropped."""
+    import time
+
+    from tconv.core import layers
+    from tconv.engine import algorithms
+
+    slow_gemm = algorithms.TRANSPOSED["gemm"]
+
+    def gemm(*args, **kwargs):
+        time.sleep(0.05)
+        return slow_gemm(*args, **kwargs)
+
+    gemm.packs_weight = True  # type: ignore[attr-defined]
+    monkeypatch.setitem(algorithms.TRANSPOSED, "gemm", gemm)
+    monkeypatch.setattr(algorithms, "contenders", lambda spec: ("gemm", "subpixel"))
+    layer = tconv.ConvTranspose2d(8, 8, 4, stride=2, padding=1, dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((2, 8, 6, 6))
+    for _ in range(3):
+        np.testing.assert_allclose(layer(x), _torch_layer_output(layer, x), atol=1e-12)
+    (_, _, plan), = layer._plans.values()
+    assert plan.run.__name__ == "subpixel"
+    assert all(key[0] == "subpixel" for key in layer._packed._forms)  # only the winner's forms
+    monkeypatch.setattr(layers, "MEASURED_CHOICE", False)
+    layer.weight = layer.weight.copy()  # planned afresh, measuring nothing: auto's pick
+    layer(x)
+    (_, _, plan), = layer._plans.values()
+    assert plan.run is algorithms.TRANSPOSED[algorithms.choose(plan.run_spec)]

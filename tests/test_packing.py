@@ -108,6 +108,7 @@ CASES = {
 def _case(name, monkeypatch):
     (c_in, c_out, k, s), shape, algorithm, threads = CASES[name]
     monkeypatch.setattr(algorithms, "choose", lambda spec: algorithm)  # what the layer's auto runs
+    monkeypatch.setattr(tconv.core.layers, "MEASURED_CHOICE", False)  # and nothing else
     layer = tconv.ConvTranspose2d(c_in, c_out, k, stride=s, padding=1, rng=0)
     x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     return layer, x, algorithm, threads

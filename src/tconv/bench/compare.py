@@ -18,7 +18,7 @@ from .memory import peak_extra_memory
 from .random_layers import random_layers
 from .report import Row, fmt, geomean, markdown, per_call_line, threads_line, write_results
 from .suite import Layer, load_layers
-from .systems import AGREEMENT, make_runners, openvino_config, tconv_layer, torch_threads
+from .systems import AGREEMENT, make_runners, openvino_config, ran_algorithm, tconv_layer, torch_threads
 
 
 def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backward: bool = True,
@@ -156,11 +156,11 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
                   ms(times["onnxruntime"]), ms(times["openvino"]), ratio, best_peer, math.nan, "",
                   math.nan, layer.flops / tconv_seconds / 1e9, math.nan, memory,
                   max(errors.values(), default=0.0), errors,
-                  algorithms.choose(spec) if algorithm == "auto" else algorithm)
+                  (ran_algorithm(ours) or algorithms.choose(spec)) if algorithm == "auto" else algorithm)
         if profile:
             from .profile import profile as products_alone
 
-            found = products_alone(spec, threads, min_runs, min_seconds / 4)
+            found = products_alone(spec, threads, min_runs, min_seconds / 4, row.algorithm)
             seconds = found["product_seconds"]
             profiles.append({"name": layer.name, "algorithm": found["algorithm"],
                              "products": found["products"], "tconv_ms": row.tconv_ms,

@@ -82,10 +82,12 @@ def product_seconds(spec: ConvSpec, algorithm: str, threads: int, min_runs: int 
     return total
 
 
-def profile(spec: ConvSpec, threads: int, min_runs: int = 3, min_seconds: float = 0.2) -> dict:
-    """The algorithm ``auto`` runs for ``spec`` (on its cut kernel), its products and their time."""
+def profile(spec: ConvSpec, threads: int, min_runs: int = 3, min_seconds: float = 0.2,
+            algorithm: str | None = None) -> dict:
+    """The products of ``algorithm`` (default: ``auto``'s pick) for ``spec``, on the kernel the engine
+    runs (:func:`tconv.engine.algorithms.trimmed`), and their time alone."""
     tight = algorithms.trimmed(spec)
     run_spec = spec if tight is None else tight[0]
-    name = algorithms.choose(run_spec)
+    name = algorithm or algorithms.choose(run_spec)
     return {"algorithm": name, "products": products(run_spec, name),
             "product_seconds": product_seconds(run_spec, name, threads, min_runs, min_seconds)}

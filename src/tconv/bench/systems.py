@@ -48,7 +48,22 @@ def tconv_layer(layer: Layer, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> Ca
     module = cls(layer.C_in, layer.C_out, layer.kernel, layer.stride, layer.padding,
                  layer.output_padding, layer.groups, True, layer.dilation)
     module.weight, module.bias = w, b
-    return lambda: module(x)
+
+    def call() -> np.ndarray:
+        return module(x)
+
+    setattr(call, "module", module)  # noqa: B010 (for ran_algorithm; mypy types no such attribute)
+    return call
+
+
+def ran_algorithm(fn: Callable[[], np.ndarray]) -> str | None:
+    """The algorithm a :func:`tconv_layer` call runs (its layer's plan for the input), if planned."""
+    module = getattr(fn, "module", None)
+    plans = getattr(module, "_plans", None)
+    if not plans:
+        return None
+    (_, _, plan), *_ = plans.values()
+    return plan.run.__name__
 
 
 def _torch_runner(layer: Layer, x, w, b, threads: int) -> Callable[[], np.ndarray]:

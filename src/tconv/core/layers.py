@@ -21,12 +21,15 @@ ConvTranspose2d(1, 1, kernel_size=(2, 2), stride=(2, 2), padding=(1, 1), output_
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 from math import prod, sqrt
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..engine import algorithms
 from ..engine.packing import WeightCache
 from .functional import Prepared, _conv_spec, _conv_transpose_spec, backward, execute, prepare
 from .padding import PADDING_MODES
@@ -34,6 +37,9 @@ from .spec import as_array, check_output_padding, int_tuple, padding_pairs
 
 #: A transposed layer remembers how it runs this many input geometries at most (then forgets them all).
 PLANS_KEPT = 32
+
+#: A transposed layer's first call of a geometry times ``auto``'s contenders and keeps the fastest.
+MEASURED_CHOICE = True
 
 
 class IncompatibleKeys(NamedTuple):
@@ -283,11 +289,37 @@ class _ConvTransposeNd(ConvLayer):
         if plain:  # the call passed every check: remember how it runs (a bounded number of shapes)
             if len(self._plans) >= PLANS_KEPT:
                 self._plans.clear()
+            plan = prepare(name, input, self._weight, self.bias, self.stride, self.padding,
+                           output_padding, self.groups, self.dilation, None, self.padding_mode, "auto")
+            if MEASURED_CHOICE:
+                plan = self._fastest(name, plan, input)
             self._plans[input.shape, input.dtype] = (
-                state, [(a.shape, a.dtype) for a in state[:2] if a is not None],
-                prepare(name, input, self._weight, self.bias, self.stride, self.padding, output_padding,
-                        self.groups, self.dilation, None, self.padding_mode, "auto"))
+                state, [(a.shape, a.dtype) for a in state[:2] if a is not None], plan)
         return y
+
+    def _fastest(self, name: str, plan: Prepared, x: np.ndarray) -> Prepared:
+        """``plan`` with the fastest of ``auto``'s contenders (:func:`tconv.engine.algorithms.contenders`),
+        each timed on ``x`` (the fastest of up to three runs) after a call that packs its weight and
+        loads its code; the losers' packed forms are dropped (the winner packs again on the next
+        call)."""
+        names = algorithms.contenders(plan.run_spec)
+        if len(names) < 2:
+            return plan
+        timed = []
+        for algorithm in names:
+            candidate = dataclasses.replace(plan, run=algorithms.TRANSPOSED[algorithm])
+            execute(name, candidate, x, self._weight, self.bias, self._packed)
+            best = float("inf")
+            for _ in range(3):  # the least disturbed of up to three runs (or of those in 50 ms)
+                start = time.perf_counter()
+                execute(name, candidate, x, self._weight, self.bias, self._packed)
+                took = time.perf_counter() - start
+                best = min(best, took)
+                if took > 0.05:
+                    break
+            timed.append((best, candidate))
+        self._packed.clear()
+        return min(timed, key=lambda t: t[0])[1]
 
     forward = __call__
 

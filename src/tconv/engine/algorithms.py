@@ -334,6 +334,25 @@ def _modelled(spec: ConvSpec) -> str:
     return min(times, key=times.__getitem__)
 
 
+#: A layer measures, besides ``auto``'s pick, the algorithms estimated within this factor of it.
+CONTEND = 1.5
+
+
+def contenders(spec: ConvSpec) -> tuple[str, ...]:
+    """``choose(spec)`` first, then the others the cost model estimates within :data:`CONTEND` times
+    its estimate (cheapest first, three in all at most): what a layer times on its first call of a
+    geometry (:mod:`tconv.core.layers`), since the model's estimates are off by up to ~1.5x. Only the
+    pick where ``choose`` decides without the model (tiny problems, one product) or was overridden.
+    """
+    pick = choose(spec)
+    if multiply_adds(spec) < SMALL_WORK or fast.single_product(spec) or pick != _modelled(spec):
+        return (pick,)
+    times = cost.estimates(spec)
+    near = sorted((n for n, t in times.items() if n != pick and t <= CONTEND * times[pick]),
+                  key=times.__getitem__)
+    return (pick, *near[:2])
+
+
 #: ``auto`` runs the NumPy-only ``scatter`` below this many multiply-adds.
 SMALL_WORK = 1 << 16
 
