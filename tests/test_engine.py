@@ -29,17 +29,19 @@ FAST = ("gemm", "direct", "phase", "subpixel", "auto")
 @contextlib.contextmanager
 def chunked(chunk_bytes):
     """Chunks and tiles of about ``chunk_bytes`` (``subpixel``'s tiles as thin as one block at the
-    smallest), and two workers on every problem."""
+    smallest, its product transposed below 4096), and two workers on every problem."""
     saved = (engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES,
-             subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS)
+             subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS, subpixel.RUNS_MIN_STRIDE)
     engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES = chunk_bytes, 0, chunk_bytes
     subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS = chunk_bytes, 1
+    # subpixel's product transposed, written in runs, on every stride with the smallest budgets
+    subpixel.RUNS_MIN_STRIDE = 1 if chunk_bytes < 4096 else saved[-1]
     try:
         with tconv.num_threads(2):  # whatever the machine's default
             yield
     finally:
         (engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES,
-         subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS) = saved
+         subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS, subpixel.RUNS_MIN_STRIDE) = saved
 
 
 @st.composite

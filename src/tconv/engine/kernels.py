@@ -285,7 +285,7 @@ phase_cols = numba.njit(nogil=True, cache=True)(_phase_cols)
 phase_cols_last = numba.njit(nogil=True, cache=True)(_phase_cols_last)
 
 
-def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf):
+def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf, runs):
     """The fused sub-pixel tiles (:mod:`tconv.engine.subpixel`): per tile, an im2col of the input
     it needs, one product, and each output pixel of the tile written once.
 
@@ -296,7 +296,9 @@ def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf):
     dimension; the rows of the block grid are ``(n, m0, m1)`` flattened, its columns ``m2``. A
     tile ``(g, r0, r1, a0, a1)`` is rows ``[r0, r1)``, columns ``[a0, a1)`` of group ``g``: tiles
     never share an output pixel. ``pbuf``/``rbuf``: flat scratch for the largest tile's columns and
-    product.
+    product. ``runs``: multiply transposed, ``cols.T @ wp.T`` (rows blocks, columns ``(o, q)``), so
+    that a block's ``s2`` phases along the last dimension are a contiguous run, written as one (for a
+    large last stride, where the other order writes each product row to pixels ``s2`` apart).
     """
     n0, n1, n2 = x.shape[2], x.shape[3], x.shape[4]
     L0, L1, L2 = y.shape[2], y.shape[3], y.shape[4]
@@ -337,6 +339,36 @@ def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf):
                             part = dst[lo:hi]
                             for i in range(hi - lo):
                                 part[i] = src[i]
+        if runs:
+            Rt = rbuf[: M * Cl * S].reshape((M, Cl * S))
+            np.dot(P.T, wp[g].T, Rt)
+            for r in range(r0, r1):
+                n = r // (B0 * B1)
+                m0 = mlo[0] + (r // B1) % B0
+                m1 = mlo[1] + r % B1
+                for o in range(Cl):
+                    add = bias[g * Cl + o]
+                    for q0 in range(s0):
+                        j0 = m0 * s0 + q0 - p[0]
+                        if j0 < 0 or j0 >= L0:
+                            continue
+                        for q1 in range(s1):
+                            j1 = m1 * s1 + q1 - p[1]
+                            if j1 < 0 or j1 >= L1:
+                                continue
+                            row = y[n, g * Cl + o, j0, j1]
+                            base = ((o * s0 + q0) * s1 + q1) * s2
+                            for a in range(W):
+                                j2 = (mlo[2] + a0 + a) * s2 - p[2]  # the pixel of phase 0
+                                lo = max(0, -j2)
+                                hi = min(s2, L2 - j2)
+                                if hi <= lo:
+                                    continue
+                                src = Rt[(r - r0) * W + a, base + lo : base + hi]
+                                dst = row[j2 + lo : j2 + hi]
+                                for i in range(hi - lo):
+                                    dst[i] = src[i] + add
+            continue
         np.dot(wp[g], P, R)
         for o in range(Cl):
             add = bias[g * Cl + o]

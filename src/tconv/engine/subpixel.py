@@ -45,6 +45,12 @@ TILE_BYTES = 2**19
 #: thinner one re-reads it for too little work.
 TILE_MIN_COLUMNS = 256
 
+#: From this last-dimension stride the product is taken transposed and each block's phases written
+#: as one run (see :func:`tconv.engine.kernels.subpixel_tiles`). Measured: stride 32 (fcn_up32)
+#: 5.8 -> 4.5 ms; stride 4 mostly slower (40.8 -> 56.8 ms on a 4x4-stride 2-d layer, 8.2 -> 13.2 on
+#: a 1-d one), its transposed product being the slower of the two.
+RUNS_MIN_STRIDE = 16
+
 #: From this many padded multiply-adds the workers share the tiles (below ``fast``'s threshold: a
 #: tile needs no col2im pass that a second worker would contend for).
 PARALLEL_MIN_WORK = 1 << 21
@@ -180,7 +186,7 @@ def subpixel(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
     def run(mine: np.ndarray, columns: int, product: int) -> None:
         buf = workspace(columns + product, spec.dtype)
         kernels.subpixel_tiles(x3, wp, bias, y, mine, *p.geometry, spec.groups, buf[:columns],
-                               buf[columns:])
+                               buf[columns:], p.geometry[1][2] >= RUNS_MIN_STRIDE)
 
     # several shares: the workers, each one-thread BLAS; one (under PARALLEL_MIN_WORK multiply-adds
     # in all) runs here and leaves BLAS's count alone (setting it costs ~30 us a call)
