@@ -273,28 +273,33 @@ class _ConvTransposeNd(ConvLayer):
                  self.dilation, self.padding_mode)
         plain = output_size is None and all(type(a) is np.ndarray for a in (input, *state[:2])
                                             if a is not None)
-        if plain:  # the plan of this input geometry, if nothing it was made from has changed since
-            entry = self._plans.get((input.shape, input.dtype))
-            if entry is not None and all(a is b for a, b in zip(entry[0], state)) and entry[1] == [
-                    (a.shape, a.dtype) for a in state[:2] if a is not None]:
-                plan = entry[2]
-                y = execute(name, plan, input, self._weight, self.bias, self._packed)
-                self._saved = (plan.spec, input)
-                return y
-        output_padding = self.output_padding if output_size is None else 0
-        y, spec, x = _conv_transpose_spec(
-            name, input, self.weight, self.bias, self.stride, self.padding, output_padding,
-            self.groups, self.dilation, output_size, self.padding_mode, "auto", self._packed)
-        self._saved = (spec, x)
-        if plain:  # the call passed every check: remember how it runs (a bounded number of shapes)
-            if len(self._plans) >= PLANS_KEPT:
-                self._plans.clear()
+        if not plain:  # a dask input, a tensor, a list, output_size: checked and run afresh
+            output_padding = self.output_padding if output_size is None else 0
+            y, spec, x = _conv_transpose_spec(
+                name, input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                self.groups, self.dilation, output_size, self.padding_mode, "auto", self._packed)
+            self._saved = (spec, x)
+            return y
+        # the plan of this input geometry, if nothing it was made from has changed since
+        shapes = [(a.shape, a.dtype) for a in state[:2] if a is not None]
+        entry = self._plans.get((input.shape, input.dtype))
+        if entry is not None and all(a is b for a, b in zip(entry[0], state)) and entry[1] == shapes:
+            plan = entry[2]
+            y = execute(name, plan, input, self._weight, self.bias, self._packed)
+        else:  # check the call, run it, and remember how it runs (a bounded number of shapes)
+            for what, a in (("input", input), ("weight", self._weight), ("bias", self.bias)):
+                if a is not None:
+                    as_array(name, what, a)  # the dtype check of the general path
             plan = prepare(name, input, self._weight, self.bias, self.stride, self.padding,
-                           output_padding, self.groups, self.dilation, None, self.padding_mode, "auto")
+                           self.output_padding, self.groups, self.dilation, None, self.padding_mode,
+                           "auto")
+            y = execute(name, plan, input, self._weight, self.bias, self._packed)
             if MEASURED_CHOICE:
                 plan = self._fastest(name, plan, input)
-            self._plans[input.shape, input.dtype] = (
-                state, [(a.shape, a.dtype) for a in state[:2] if a is not None], plan)
+            if len(self._plans) >= PLANS_KEPT:
+                self._plans.clear()
+            self._plans[input.shape, input.dtype] = (state, shapes, plan)
+        self._saved = (plan.spec, input)
         return y
 
     def _fastest(self, name: str, plan: Prepared, x: np.ndarray) -> Prepared:
