@@ -13,7 +13,7 @@ from math import prod
 import numpy as np
 import pytest
 import torch
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from oracle import torch_conv_transpose, torch_transposed_mode
 from test_functional import assert_refused, torch_pads, transposed_sizes
@@ -31,8 +31,12 @@ def chunked(chunk_bytes):
     """Chunks and tiles of about ``chunk_bytes`` (``subpixel``'s tiles as thin as one block at the
     smallest, its product transposed below 4096), and two workers on every problem."""
     saved = (engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES,
-             subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS, subpixel.RUNS_MIN_STRIDE)
+             subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS, engine.STACKED_MIN_PIXELS,
+             subpixel.RUNS_MIN_STRIDE)
     engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES = chunk_bytes, 0, chunk_bytes
+    # gemm's chunks of several samples multiplied sample by sample in place at the largest budget
+    # (the small images here are gathered into one matrix at the others)
+    engine.STACKED_MIN_PIXELS = 1 if chunk_bytes > 4096 else saved[-2]
     subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS = chunk_bytes, 1
     # subpixel's product transposed, written in runs, on every stride with the smallest budgets
     subpixel.RUNS_MIN_STRIDE = 1 if chunk_bytes < 4096 else saved[-1]
@@ -41,7 +45,8 @@ def chunked(chunk_bytes):
             yield
     finally:
         (engine.GEMM_CHUNK_BYTES, engine.PARALLEL_MIN_WORK, phase.PHASE_CHUNK_BYTES,
-         subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS, subpixel.RUNS_MIN_STRIDE) = saved
+         subpixel.TILE_BYTES, subpixel.TILE_MIN_COLUMNS, engine.STACKED_MIN_PIXELS,
+         subpixel.RUNS_MIN_STRIDE) = saved
 
 
 @st.composite
@@ -371,6 +376,9 @@ def test_pointwise_layers_are_one_product(padding, output_padding, dilation, gro
     assert not bands  # the chunked col2im path never ran
 
 
+# most drawn problems are cut nowhere (or have no output): filtered out, which now and then tripped
+# hypothesis's health check though every run found its examples
+@settings(suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 @given(rank=st.integers(1, 3), n=st.integers(1, 4), k=st.integers(3, 7), s=st.integers(1, 3),
        d=st.integers(1, 2), groups=st.sampled_from([1, 2]), data=st.data())
 def test_taps_that_reach_only_cropped_pixels_are_skipped_and_change_nothing(rank, n, k, s, d, groups,

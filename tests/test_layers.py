@@ -320,3 +320,27 @@ def test_a_layer_keeps_the_fastest_contender_it_measured(monkeypatch):
     layer(x)
     (_, _, plan), = layer._plans.values()
     assert plan.run is algorithms.TRANSPOSED[algorithms.choose(plan.run_spec)]
+
+
+def test_a_layer_keeps_auto_s_pick_unless_another_is_clearly_faster(monkeypatch):
+    """Within MEASURED_MARGIN of the fastest, auto's pick (the first contender) stays."""
+    import time
+
+    from tconv.core import layers
+    from tconv.engine import algorithms
+
+    slow_gemm = algorithms.TRANSPOSED["gemm"]
+
+    def gemm(*args, **kwargs):
+        time.sleep(0.02)
+        return slow_gemm(*args, **kwargs)
+
+    gemm.packs_weight = True  # type: ignore[attr-defined]
+    monkeypatch.setitem(algorithms.TRANSPOSED, "gemm", gemm)
+    monkeypatch.setattr(algorithms, "contenders", lambda spec: ("gemm", "subpixel"))
+    monkeypatch.setattr(layers, "MEASURED_MARGIN", 1000.0)
+    layer = tconv.ConvTranspose2d(8, 8, 4, stride=2, padding=1, dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((2, 8, 6, 6))
+    np.testing.assert_allclose(layer(x), _torch_layer_output(layer, x), atol=1e-12)
+    (_, _, plan), = layer._plans.values()
+    assert plan.run is gemm

@@ -187,9 +187,10 @@ def test_float64_input_to_a_float32_layer(name, made, monkeypatch):
     np.testing.assert_array_equal(y32_again, y32)
 
 
-def test_a_layer_whose_weight_dominates_stays_within_twice_its_activations():
+def test_a_layer_whose_weight_dominates_stays_within_twice_its_activations(monkeypatch):
     """The 16 MiB weight reordered per call was 200x the activations; kept, the second call only
     allocates about the output. One thread: no worker's first workspace is counted."""
+    monkeypatch.setattr(tconv.core.layers, "MEASURED_CHOICE", False)  # auto's pick, gemm
     layer = tconv.ConvTranspose2d(512, 512, 4, stride=2, rng=0)
     x = np.random.default_rng(1).standard_normal((1, 512, 2, 2)).astype(np.float32)
     with tconv.num_threads(1):
@@ -249,3 +250,27 @@ def test_the_checksum_sees_a_changed_or_moved_value(offset, size):
         swapped = w.copy()
         swapped[[0, -1]] = swapped[[-1, 0]]
         assert _checksum(swapped) != before
+
+
+def test_a_large_weight_is_checked_beside_the_computation():
+    """bind(defer=True) hands a weight of DEFERRED_CHECK_BYTES or more to another thread; confirm()
+    then says whether the forms used were the weight's, and drops them if not."""
+    from tconv.engine import packing
+
+    w = np.ones(packing.DEFERRED_CHECK_BYTES // 4, np.float32)
+    cache = WeightCache()
+    cache.bind(w, defer=True)
+    packed(cache, "copy", w.copy)
+    cache.bind(w, defer=True)
+    assert cache._pending is not None and cache.confirm() and len(cache) == 1  # unchanged: kept
+    assert cache.confirm()  # nothing pending: nothing to say
+    w[-1] = 2
+    cache.bind(w, defer=True)
+    assert len(cache) == 1  # not yet known ...
+    assert not cache.confirm() and len(cache) == 0  # ... then dropped
+    small = np.ones(16, np.float32)
+    cache.bind(small, defer=True)
+    packed(cache, "copy", small.copy)
+    small[0] = 2
+    cache.bind(small, defer=True)  # too small to hand over: checked at once
+    assert cache._pending is None and len(cache) == 0

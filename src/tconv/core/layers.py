@@ -41,6 +41,10 @@ PLANS_KEPT = 32
 #: A transposed layer's first call of a geometry times ``auto``'s contenders and keeps the fastest.
 MEASURED_CHOICE = True
 
+#: ... and keeps ``auto``'s pick unless another contender ran faster by more than this fraction (a
+#: first call's timings are noisy: unet_up4 once kept subpixel at 28.5 ms over gemm's 20.5).
+MEASURED_MARGIN = 0.1
+
 
 class IncompatibleKeys(NamedTuple):
     """What :meth:`ConvLayer.load_state_dict` did not match, as PyTorch reports it."""
@@ -304,27 +308,29 @@ class _ConvTransposeNd(ConvLayer):
 
     def _fastest(self, name: str, plan: Prepared, x: np.ndarray) -> Prepared:
         """``plan`` with the fastest of ``auto``'s contenders (:func:`tconv.engine.algorithms.contenders`),
-        each timed on ``x`` (the fastest of up to three runs) after a call that packs its weight and
-        loads its code; the losers' packed forms are dropped (the winner packs again on the next
-        call)."""
+        each timed on ``x`` after a call that packs its weight and loads its code: two rounds (three
+        if two took under 0.25 s), each running every contender once, so that a passing
+        disturbance does not favour one; each contender's least disturbed run counts, and ``auto``'s
+        pick stays unless another is faster by more than :data:`MEASURED_MARGIN`. The losers' packed
+        forms are dropped (the winner packs again on the next call)."""
         names = algorithms.contenders(plan.run_spec)
         if len(names) < 2:
             return plan
-        timed = []
-        for algorithm in names:
-            candidate = dataclasses.replace(plan, run=algorithms.TRANSPOSED[algorithm])
+        candidates = [dataclasses.replace(plan, run=algorithms.TRANSPOSED[a]) for a in names]
+        for candidate in candidates:
             execute(name, candidate, x, self._weight, self.bias, self._packed)
-            best = float("inf")
-            for _ in range(3):  # the least disturbed of up to three runs (or of those in 50 ms)
-                start = time.perf_counter()
+        best = [float("inf")] * len(candidates)
+        start = time.perf_counter()
+        for round in range(3):
+            if round == 2 and time.perf_counter() - start > 0.25:
+                break
+            for i, candidate in enumerate(candidates):
+                began = time.perf_counter()
                 execute(name, candidate, x, self._weight, self.bias, self._packed)
-                took = time.perf_counter() - start
-                best = min(best, took)
-                if took > 0.05:
-                    break
-            timed.append((best, candidate))
+                best[i] = min(best[i], time.perf_counter() - began)
         self._packed.clear()
-        return min(timed, key=lambda t: t[0])[1]
+        fastest = min(range(len(candidates)), key=best.__getitem__)
+        return candidates[0] if best[0] <= (1 + MEASURED_MARGIN) * best[fastest] else candidates[fastest]
 
     forward = __call__
 

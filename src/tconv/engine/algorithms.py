@@ -335,13 +335,14 @@ def _modelled(spec: ConvSpec) -> str:
 
 
 #: A layer measures, besides ``auto``'s pick, the algorithms estimated within this factor of it.
-CONTEND = 1.5
+CONTEND = 2.0
 
 
 def contenders(spec: ConvSpec) -> tuple[str, ...]:
     """``choose(spec)`` first, then the others the cost model estimates within :data:`CONTEND` times
     its estimate (cheapest first, three in all at most): what a layer times on its first call of a
-    geometry (:mod:`tconv.core.layers`), since the model's estimates are off by up to ~1.5x. Only the
+    geometry (:mod:`tconv.core.layers`), since the model's estimates are off by up to ~2x (``subpixel``
+    on seeded random layers: estimated 1.6-1.9x ``gemm``'s, measured 0.5-0.8x). Only the
     pick where ``choose`` decides without the model (tiny problems, one product) or was overridden.
     """
     pick = choose(spec)

@@ -31,7 +31,7 @@ import numpy as np
 from ..core.padding import fold
 from ..core.spec import ConvSpec
 from .packing import WeightCache, packed, packs_weight
-from .taps import dim_phases, reach_table
+from .taps import phase_table, reach_table
 from .threads import blas_limit, get_num_threads
 
 #: Columns of one chunk take about this many bytes (per worker).
@@ -45,6 +45,11 @@ PLANES_MIN_ROW = 20
 #: Below this many multiply-adds one worker in the calling thread is faster than two (fcn_up2,
 #: 8M multiply-adds: 0.50 ms with one, 0.53 ms with two).
 PARALLEL_MIN_WORK = 1 << 24
+
+#: A chunk of several samples is multiplied sample by sample, each in place, when a sample has at
+#: least this many pixels; smaller ones are gathered into one matrix first (dcgan_g2's 4x4 images:
+#: 24 ms gathered, 36 ms sample by sample).
+STACKED_MIN_PIXELS = 128
 
 #: ``auto`` runs ``direct`` when a group has at most this many input channels.
 DIRECT_MAX_CHANNELS = 4
@@ -351,19 +356,31 @@ def _gemm(spec, x, w, b, channels_last, cache=None):
                 part = x3[(slice(first, first + samples), slice(g * Cs, (g + 1) * Cs), *box)]
                 c_first = g * Cl + o_lo
                 out = buf[: M * width * P_k]
+                # a chunk of several samples is whole samples: with large enough images each
+                # sample's (Cs, P) view is multiplied as it lies by a stacked product, rather than
+                # copied into one (Cs, M) matrix (on a 320-channel layer that copy took two thirds of
+                # the time); small images are copied, since many thin products are slower
+                stacked = samples == 1 or M // samples >= STACKED_MIN_PIXELS
                 if channels_last:
                     # (M, Cs) @ (Cs, P_k*width): rows input pixels, columns (tap, channel)
-                    X = (part[0].reshape(Cs, M).T if samples == 1
-                         else part.transpose(0, 2, 3, 4, 1).reshape(M, Cs))
-                    cols = np.matmul(X, wg[g], out=out.reshape(M, P_k * width))
+                    if stacked:
+                        cols = np.matmul(part.reshape(samples, Cs, M // samples).transpose(0, 2, 1),
+                                         wg[g], out=out.reshape(samples, M // samples, P_k * width))
+                    else:
+                        cols = np.matmul(part.transpose(0, 2, 3, 4, 1).reshape(M, Cs), wg[g],
+                                         out=out.reshape(M, P_k * width))
                     kernels.col2im_gather(cols.reshape(samples, *shape, *k, width), y, first,
                                           c_first, *offsets, *tables, *reach[0], *reach[1],
                                           *reach[2])
                 else:
                     # (width*P_k, Cs) @ (Cs, M): rows (channel, tap), columns input pixels
-                    X = (part[0].reshape(Cs, M) if samples == 1
-                         else part.transpose(1, 0, 2, 3, 4).reshape(Cs, M))
-                    cols = np.matmul(wg[g].T, X, out=out.reshape(width * P_k, M))
+                    cols = out.reshape(width * P_k, samples, M // samples)
+                    if stacked:  # each sample's product written into its columns
+                        np.matmul(wg[g].T, part.reshape(samples, Cs, M // samples),
+                                  out=cols.transpose(1, 0, 2))
+                    else:
+                        np.matmul(wg[g].T, part.transpose(1, 0, 2, 3, 4).reshape(Cs, M),
+                                  out=cols.reshape(width * P_k, M))
                     kernels.col2im(cols.reshape(width, *k, samples, *shape), y, first, c_first,
                                    *offsets, *s, *d, *p, bias, assign)
 
@@ -381,16 +398,7 @@ def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
     s, d, p, k, L, n = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"], g3["small"]
     tab0, cnt0 = reach_table(n[0], k[0], s[0], d[0], p[0], L[0])
     tab1, cnt1 = reach_table(n[1], k[1], s[1], d[1], p[1], L[1])
-    # per phase of the last dimension, its taps (t, u)
-    phases = {(q_first + p[2]) % s[2]: taps
-              for q_first, _, _, taps in dim_phases(n[2], k[2], s[2], d[2], p[2], L[2])}
-    most = max([1] + [len(t) for t in phases.values()])
-    ptab = np.zeros((s[2], most, 2), np.int64)
-    pcnt = np.zeros(s[2], np.int64)
-    for q, taps in phases.items():
-        pcnt[q] = len(taps)
-        for a, tap in enumerate(taps):
-            ptab[q, a] = tap
+    ptab, pcnt = phase_table(n[2], k[2], s[2], d[2], p[2], L[2])
     core = np.empty((x.shape[0], spec.large_channels, *g3["core"]), dtype=spec.dtype)  # each pixel written
     x5 = np.ascontiguousarray(x).reshape(*x.shape[:2], *n)
     w5 = np.ascontiguousarray(w).reshape(*w.shape[:2], *k)

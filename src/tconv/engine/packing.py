@@ -15,13 +15,18 @@ the same object, shape, dtype, strides and data pointer, and the same checksum o
 assignment, ``load_state_dict`` and in-place updates (``w -= lr * grad``, ``w[0] = 1``,
 ``np.copyto(w, ...)``) all drop the forms. The checksum reads the weight once (a compiled 64-bit
 multiply-xor hash, :func:`tconv.engine.kernels.checksum`, near memory speed: 1 ms for 14 MB, where
-``zlib.crc32`` took 3.6) and is only taken while forms are kept.
+``zlib.crc32`` took 3.6) and is only taken while forms are kept. A caller with threads to spare
+(:func:`tconv.core.functional.execute`) has a large weight checked on another thread while it
+computes with the forms kept, and computes again if they turn out stale (``bind(w, defer=True)``,
+then :meth:`WeightCache.confirm`).
 """
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -51,6 +56,23 @@ def _checksum(w: np.ndarray) -> int:
 SMALL_WEIGHT_BYTES = 2**16
 
 
+#: :meth:`WeightCache.bind` defers the check of weights of this many bytes or more (checking 1 MiB
+#: takes ~70 us, where handing it to another thread costs ~20-40).
+DEFERRED_CHECK_BYTES = 2**20
+
+_check_pool: ThreadPoolExecutor | None = None
+_check_lock = threading.Lock()
+
+
+def _checker() -> ThreadPoolExecutor:
+    """The thread deferred checksums run on (the compiled checksum releases the GIL)."""
+    global _check_pool
+    with _check_lock:
+        if _check_pool is None:
+            _check_pool = ThreadPoolExecutor(1, thread_name_prefix="tconv-check")
+        return _check_pool
+
+
 def _identity(w: np.ndarray) -> tuple:
     return (w.shape, w.dtype.str, w.strides, w.ctypes.data)
 
@@ -76,6 +98,7 @@ class WeightCache:
         self._weight: np.ndarray | None = None
         self._identity: tuple | None = None
         self._sum: int | None = None  # the checksum, taken when the first form is stored
+        self._pending: tuple[Future, int | None, np.ndarray] | None = None  # a check, the sum expected
 
     def __len__(self) -> int:
         return len(self._forms)
@@ -85,15 +108,37 @@ class WeightCache:
         self._forms.clear()
         self._weight = self._identity = self._sum = None
 
-    def bind(self, w: np.ndarray) -> None:
+    def bind(self, w: np.ndarray, defer: bool = False) -> None:
         """Call before each call of an algorithm with the weight it is derived from: the forms are
         dropped unless ``w`` is the same object, with the same shape, dtype, strides, data and bytes
-        (checksum), as when they were made."""
-        if self._forms and (w is not self._weight or _identity(w) != self._identity
-                            or _checksum(w) != self._sum):
+        (checksum), as when they were made.
+
+        With ``defer``, a weight of :data:`DEFERRED_CHECK_BYTES` or more has its bytes checked on
+        another thread while the caller computes with the forms kept; the caller must then call
+        :meth:`confirm` before using the result, and compute again if it says False.
+        """
+        self._pending = None
+        if self._forms and (w is not self._weight or _identity(w) != self._identity):
             self.clear()
+        elif self._forms:
+            if defer and w.nbytes >= DEFERRED_CHECK_BYTES:
+                self._pending = (_checker().submit(_checksum, w), self._sum, w)
+            elif _checksum(w) != self._sum:
+                self.clear()
         if not self._forms:
             self._weight, self._identity, self._sum = w, _identity(w), None
+
+    def confirm(self) -> bool:
+        """After :meth:`bind` with ``defer``: whether the forms a computation used since were made
+        from the weight's bytes as they are (True when nothing was deferred). If not, every form is
+        dropped, so computing again packs afresh."""
+        pending, self._pending = self._pending, None
+        if pending is None or pending[0].result() == pending[1]:
+            return True
+        self.clear()
+        w = pending[2]
+        self._weight, self._identity = w, _identity(w)
+        return False
 
     def get(self, key: Hashable, make: Callable[[], np.ndarray]) -> np.ndarray:
         """The form under ``key``, made by ``make()`` (then stored read-only) if not kept."""

@@ -61,6 +61,26 @@ def dim_phases(n: int, k: int, s: int, d: int, crop: int, size: int) -> list[tup
     return phases
 
 
+@lru_cache(maxsize=256)
+def phase_table(n: int, k: int, s: int, d: int, crop: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`dim_phases` as arrays for compiled loops: per phase ``q = (first + crop) % s`` its taps
+    ``(t, u)``, ``table (s, most, 2)`` and ``counts (s,)``, read-only and remembered per geometry.
+
+    >>> table, counts = phase_table(n=3, k=3, s=2, d=1, crop=0, size=7)
+    >>> counts.tolist(), table[0, :2].tolist()
+    ([2, 1], [[0, 0], [2, 1]])
+    """
+    phases = {(first + crop) % s: taps for first, _, _, taps in dim_phases(n, k, s, d, crop, size)}
+    table = np.zeros((s, max([1] + [len(t) for t in phases.values()]), 2), np.int64)
+    counts = np.zeros(s, np.int64)
+    for q, taps in phases.items():
+        counts[q] = len(taps)
+        for a, tap in enumerate(taps):
+            table[q, a] = tap
+    table.flags.writeable = counts.flags.writeable = False
+    return table, counts
+
+
 def reachable_taps(n: int, k: int, s: int, d: int, crop: int, size: int) -> tuple[int, int]:
     """The taps ``[lo, hi)`` that reach some output pixel ``j = i*s + t*d - crop`` in ``[0, size)``
     from some input ``i`` in ``[0, n)`` (the others meet only cropped pixels); ``(0, 0)`` if none.
