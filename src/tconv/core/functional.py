@@ -125,18 +125,19 @@ def execute(op: str, p: Prepared, x: np.ndarray, w: np.ndarray, b: np.ndarray | 
     so a float64 input to a float32 layer keeps float64 forms beside the float32 ones.
     """
     spec, run = p.spec, p.run
-    kept = cache is not None and (p.taps is not None or takes_cache(run))
-    if kept:
+    kept = cache if cache is not None and (p.taps is not None or takes_cache(run)) else None
+    if kept is not None:
         # a large weight's bytes are checked on another thread while this one computes with the
         # forms kept from it (a 14 MB weight: ~1 ms a call); on a change, computed again
-        cache.bind(w, defer=get_num_threads() > 1)
+        kept.bind(w, defer=get_num_threads() > 1)
     y = _execute(op, p, x, w, b, cache)
-    if kept and not cache.confirm():
+    if kept is not None and not kept.confirm():
         y = _execute(op, p, x, w, b, cache)
     return _unbatched(spec, y)
 
 
-def _execute(op, p, x, w, b, cache):
+def _execute(op: str, p: Prepared, x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+             cache: WeightCache | None) -> np.ndarray:
     """:func:`execute`'s computation, batched, the weight's forms bound."""
     spec, run = p.spec, p.run
     w_run = w
