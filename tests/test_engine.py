@@ -202,6 +202,9 @@ def test_split_never_shares_a_sample_or_channel():
         single = engine._split(chunks[:2], 8, work=1 << 40)
         assert [(lo, hi) for _, lo, hi in single] == [(0, 4), (4, 8)]
         assert engine._split(chunks, 8, work=1) == [(chunks, 0, 8)]
+        # 3 channels would split 2 + 1: one job instead, its product on BLAS's two threads
+        assert engine._split(chunks[:2], 3, work=1 << 40) == [(chunks[:2], 0, 3)]
+        assert [(lo, hi) for _, lo, hi in engine._split(chunks[:2], 7, work=1 << 40)] == [(0, 3), (3, 7)]
 
 
 # --------------------------------------------------------------------------- odd layouts, real sizes

@@ -46,6 +46,11 @@ PLANES_MIN_ROW = 20
 #: 8M multiply-adds: 0.50 ms with one, 0.53 ms with two).
 PARALLEL_MIN_WORK = 1 << 24
 
+#: Workers split a sample's output channels only when the largest share is at most this much above
+#: an even one (3 channels on two workers: 2 and 1, balance 0.75); else one job multiplies with
+#: BLAS's threads.
+SPLIT_MIN_BALANCE = 0.85
+
 #: A chunk of several samples is multiplied sample by sample, each in place, when a sample has at
 #: least this many pixels; smaller ones are gathered into one matrix first (dcgan_g2's 4x4 images:
 #: 24 ms gathered, 36 ms sample by sample).
@@ -192,8 +197,9 @@ def _split(chunks: list, channels: int, work: int, n: int | None = None) -> list
 
     Chunks of different samples are disjoint; bands of one sample are not (a kernel wider than the
     stride reaches across the band edge), so a sample is split by output channels instead; whichever
-    way gives more workers (samples on a tie). Under :data:`PARALLEL_MIN_WORK` multiply-adds, or with
-    one thread, everything stays with one worker.
+    way gives more workers (samples on a tie). Under :data:`PARALLEL_MIN_WORK` multiply-adds, with
+    one thread, or where the channels split unevenly (:data:`SPLIT_MIN_BALANCE`), everything stays
+    with one worker, its products on BLAS's threads.
     """
     n = get_num_threads() if n is None else n
     if n == 1 or work < PARALLEL_MIN_WORK:
@@ -203,7 +209,7 @@ def _split(chunks: list, channels: int, work: int, n: int | None = None) -> list
     if by_samples >= 2 and by_samples >= by_channels:
         owner = {f: i % by_samples for i, f in enumerate(firsts)}
         return [([c for c in chunks if owner[c[0]] == w], 0, channels) for w in range(by_samples)]
-    if by_channels >= 2:
+    if by_channels >= 2 and channels / (by_channels * -(-channels // by_channels)) >= SPLIT_MIN_BALANCE:
         edges = [channels * w // by_channels for w in range(by_channels + 1)]
         return [(chunks, edges[w], edges[w + 1]) for w in range(by_channels)]
     return [(chunks, 0, channels)]
