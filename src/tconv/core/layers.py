@@ -45,6 +45,12 @@ MEASURED_CHOICE = True
 #: first call's timings are noisy: unet_up4 once kept subpixel at 28.5 ms over gemm's 20.5).
 MEASURED_MARGIN = 0.1
 
+#: ... timing them in two rounds, and more while the rounds take under ``MEASURED_SECONDS`` (a small
+#: layer's first runs are slower for a while, ~1 ms falling to ~0.6 over ten runs, and not equally
+#: for every algorithm).
+MEASURED_ROUNDS = 12
+MEASURED_SECONDS = 0.1
+
 
 class IncompatibleKeys(NamedTuple):
     """What :meth:`ConvLayer.load_state_dict` did not match, as PyTorch reports it."""
@@ -308,8 +314,9 @@ class _ConvTransposeNd(ConvLayer):
 
     def _fastest(self, name: str, plan: Prepared, x: np.ndarray) -> Prepared:
         """``plan`` with the fastest of ``auto``'s contenders (:func:`tconv.engine.algorithms.contenders`),
-        each timed on ``x`` after a call that packs its weight and loads its code: two rounds (three
-        if two took under 0.25 s), each running every contender once, so that a passing
+        each timed on ``x`` after a call that packs its weight and loads its code: two rounds, more
+        (up to :data:`MEASURED_ROUNDS`) while they take under :data:`MEASURED_SECONDS`, each running
+        every contender once, so that a passing
         disturbance does not favour one; each contender's least disturbed run counts, and ``auto``'s
         pick stays unless another is faster by more than :data:`MEASURED_MARGIN`. The losers' packed
         forms are dropped (the winner packs again on the next call)."""
@@ -321,8 +328,8 @@ class _ConvTransposeNd(ConvLayer):
             execute(name, candidate, x, self._weight, self.bias, self._packed)
         best = [float("inf")] * len(candidates)
         start = time.perf_counter()
-        for round in range(3):
-            if round == 2 and time.perf_counter() - start > 0.25:
+        for round in range(MEASURED_ROUNDS):
+            if round >= 2 and time.perf_counter() - start > MEASURED_SECONDS:
                 break
             for i, candidate in enumerate(candidates):
                 began = time.perf_counter()
