@@ -50,7 +50,9 @@ def test_measured_times_behind_the_model():
         pick = _pick(spec, figures)
         slower.append(row[pick] / min(row[a] for a in cost.MODEL))
     assert len(slower) == 74
-    assert sum(s < 1.03 for s in slower) >= 62 and max(slower) < 1.6
+    # worst: r1_4, gemm 1.88 ms where phase takes 1.15 (estimated 1.41x gemm's: a layer, which times
+    # the contenders within algorithms.CONTEND of the pick, runs phase there)
+    assert sum(s < 1.03 for s in slower) >= 66 and max(slower) < 1.7
     assert np.exp(np.mean(np.log(slower))) < 1.045
     suite = slower[: len(SUITE)]  # the published suite's layers come first
     assert np.exp(np.mean(np.log(suite))) < 1.02 and max(suite) < 1.2

@@ -34,8 +34,16 @@ from .packing import WeightCache, packed, packs_weight
 from .taps import phase_table, reach_table
 from .threads import blas_limit, get_num_threads
 
-#: Columns of one chunk take about this many bytes (per worker).
+#: Columns of one chunk take at most this many bytes (per worker) ...
 GEMM_CHUNK_BYTES = 4 * 2**20
+
+#: ... and at most this many where a column has at most :data:`GEMM_FEW_ROWS` rows (few output
+#: channels times taps): such a product writes about as much as it computes, and col2im then reads
+#: its result back from a nearer cache (dcgan_g5, 3 output channels, 48 rows: 5.5 -> 4.0 ms; a
+#: 2-channel 3-d layer, 16 rows: 6.4 -> 4.2). With more rows smaller chunks were slower (unet3d_up
+#: 4.8 -> 5.3 ms, r2024_13 3.0 -> 3.2).
+GEMM_FEW_ROWS_BYTES = 2**20
+GEMM_FEW_ROWS = 64
 
 #: Channels-last adding (inner loop over output channels) from this many output channels per group
 #: when the input's last dimension is shorter than :data:`PLANES_MIN_ROW`; otherwise plane by plane.
@@ -88,7 +96,8 @@ def rank3(spec: ConvSpec) -> dict:
 
 
 def bands(spec: ConvSpec, g3: dict, batch: int, unit: int, skip_empty: bool = True) -> list[tuple]:
-    """Chunks of about ``GEMM_CHUNK_BYTES / unit`` input pixels.
+    """Chunks of about ``GEMM_CHUNK_BYTES / unit`` input pixels (fewer for few rows: see
+    :data:`GEMM_FEW_ROWS_BYTES`).
 
     Each is ``(first sample, samples, offsets, shape, reach)``: the chunk's first input coordinate
     and size per padded dimension, and the output range ``(lo, hi)`` per dimension it can reach.
@@ -98,6 +107,8 @@ def bands(spec: ConvSpec, g3: dict, batch: int, unit: int, skip_empty: bool = Tr
     lead = 3 - spec.rank
     rows, band = g3["small"][lead], prod(g3["small"][lead + 1 :])
     columns = max(1, GEMM_CHUNK_BYTES // unit)
+    if unit <= GEMM_FEW_ROWS * spec.dtype.itemsize:  # a product that writes about as much as it reads
+        columns = max(1, min(columns, GEMM_FEW_ROWS_BYTES // unit))
     s, d, p, k, L = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"]
     out = []
     if columns >= rows * band:
@@ -300,12 +311,12 @@ def _gemm_plan(spec: ConvSpec, N: int, channels_last: bool) -> tuple:
     """What ``_gemm`` needs besides the arrays, for a batch of ``N``: ``(g3, assign, shares,
     tables)``, made once per geometry, thread count and chunk settings (a small call spent half its
     time making them)."""
-    return _made_gemm_plan(spec, N, channels_last, get_num_threads(), GEMM_CHUNK_BYTES,
-                           PARALLEL_MIN_WORK)
+    return _made_gemm_plan(spec, N, channels_last, get_num_threads(),
+                           (GEMM_CHUNK_BYTES, GEMM_FEW_ROWS_BYTES, GEMM_FEW_ROWS), PARALLEL_MIN_WORK)
 
 
 @lru_cache(maxsize=256)
-def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, chunk_bytes: int,
+def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, chunking: tuple,
                     parallel_min_work: int) -> tuple:
     g3 = rank3(spec)
     G = spec.groups
@@ -354,7 +365,13 @@ def _gemm(spec, x, w, b, channels_last, cache=None):
             wg = reordered[o_lo, o_hi]
         else:  # W[g, c, (o, t)]: the weight's own layout, a view
             wg = w4[:, :, o_lo:o_hi].reshape(G, Cs, width * P_k)
-        buf = workspace(width * P_k * max(m * prod(sh) for _, m, _, sh, _ in mine), spec.dtype)
+        largest = max(m * prod(sh) for _, m, _, sh, _ in mine)
+        # the plane path's per-phase sums (see kernels.col2im_phased): a plane's visited rows
+        extra = 0 if channels_last or s[2] == 1 else max(
+            (r[0][1] - r[0][0]) * (r[1][1] - r[1][0]) * s[2] * (sh[2] + (k[2] - 1) * d[2] // s[2] + 1)
+            for _, _, _, sh, r in mine)
+        buf = workspace(width * P_k * largest + extra, spec.dtype)
+        phased = buf[width * P_k * largest :]
         for first, samples, offsets, shape, reach in mine:
             M = samples * prod(shape)
             box = tuple(slice(f, f + n) for f, n in zip(offsets, shape))
@@ -387,8 +404,13 @@ def _gemm(spec, x, w, b, channels_last, cache=None):
                     else:
                         np.matmul(wg[g].T, part.transpose(1, 0, 2, 3, 4).reshape(Cs, M),
                                   out=cols.reshape(width * P_k, M))
-                    kernels.col2im(cols.reshape(width, *k, samples, *shape), y, first, c_first,
-                                   *offsets, *s, *d, *p, bias, assign)
+                    if s[2] > 1:  # gathered per phase of the last dimension, written once
+                        kernels.col2im_phased(cols.reshape(width, *k, samples, *shape), y, first,
+                                              c_first, *offsets, *s, *d, *p, bias, assign,
+                                              *reach[0], *reach[1], *reach[2], phased)
+                    else:
+                        kernels.col2im(cols.reshape(width, *k, samples, *shape), y, first, c_first,
+                                       *offsets, *s, *d, *p, bias, assign)
 
     _run([lambda m=m, lo=lo, hi=hi: worker(m, lo, hi) for m, lo, hi in shares if m and hi > lo])
     return finish(spec, y, None if fuse else b)

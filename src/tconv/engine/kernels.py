@@ -86,6 +86,71 @@ def _col2im(cols, y, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0, p
                                     dst[i] += row[i]
 
 
+def _col2im_phased(cols, y, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0, p1, p2, bias,
+                   assign, j0_lo, j0_hi, j1_lo, j1_hi, j2_lo, j2_hi, acc):
+    """:func:`_col2im` for a last stride ``s2 > 1``: each plane's sums are gathered per phase of the
+    last dimension, where a tap's input row lands as one contiguous run (additions that vectorise,
+    instead of read-modify-writes ``s2`` apart), then written into the plane once.
+
+    ``acc``: scratch of at least ``J0*J1*s2*M2`` elements (``J*`` the visited output rows,
+    ``M2 = n2 + (k2-1)*d2//s2 + 1``); its element ``[.., q, m]`` sums output ``j2 = (f2+m)*s2 + q - p2``.
+    Only output pixels in ``[j*_lo, j*_hi)`` are visited: this chunk reaches no other. With
+    ``assign`` (each visited pixel met by one tap of this chunk) they are written ``bias + sum``,
+    else the sums are added to ``y``.
+    """
+    Cl, k0, k1, k2, B, R0, R1, n2 = cols.shape
+    L0, L1 = y.shape[2], y.shape[3]
+    M2 = n2 + ((k2 - 1) * d2) // s2 + 1
+    J0, J1 = j0_hi - j0_lo, j1_hi - j1_lo
+    if J0 <= 0 or J1 <= 0 or j2_hi <= j2_lo:
+        return
+    rows = acc[: J0 * J1 * s2 * M2].reshape(J0, J1, s2, M2)
+    for job in range(B * Cl):
+        b = job // Cl
+        o = job % Cl
+        plane = y[n_first + b, c_first + o]
+        rows[:] = 0
+        for t0 in range(k0):
+            a0_lo, a0_hi = _span(R0, s0, f0 * s0 + t0 * d0 - p0, L0)
+            for t1 in range(k1):
+                a1_lo, a1_hi = _span(R1, s1, f1 * s1 + t1 * d1 - p1, L1)
+                for t2 in range(k2):
+                    q = (t2 * d2) % s2
+                    shift = (t2 * d2) // s2
+                    src = cols[o, t0, t1, t2, b]
+                    for a0 in range(a0_lo, a0_hi):
+                        j0 = (f0 + a0) * s0 + t0 * d0 - p0
+                        if j0 < j0_lo or j0 >= j0_hi:
+                            continue
+                        for a1 in range(a1_lo, a1_hi):
+                            j1 = (f1 + a1) * s1 + t1 * d1 - p1
+                            if j1 < j1_lo or j1 >= j1_hi:
+                                continue
+                            # views from index 0: numba drops its negative-index checks, vectorises
+                            dst = rows[j0 - j0_lo, j1 - j1_lo, q, shift : shift + n2]
+                            row = src[a0, a1]
+                            for i in range(n2):
+                                dst[i] += row[i]
+        add = bias[c_first + o] if assign else 0.0
+        for q in range(s2):
+            # the visited pixels of phase q: j2 = (f2+m)*s2 + q - p2 in [j2_lo, j2_hi), 0 <= m < M2
+            m_lo = max(0, -((q - p2 - j2_lo) // s2) - f2)
+            m_hi = min(M2, (j2_hi - 1 + p2 - q) // s2 + 1 - f2)
+            if m_hi <= m_lo:
+                continue
+            first = (f2 + m_lo) * s2 + q - p2
+            for j0 in range(j0_lo, j0_hi):
+                for j1 in range(j1_lo, j1_hi):
+                    dst = plane[j0, j1, first : first + (m_hi - m_lo - 1) * s2 + 1 : s2]
+                    src = rows[j0 - j0_lo, j1 - j1_lo, q, m_lo:m_hi]
+                    if assign:
+                        for m in range(m_hi - m_lo):
+                            dst[m] = src[m] + add
+                    else:
+                        for m in range(m_hi - m_lo):
+                            dst[m] += src[m]
+
+
 def _im2col(big, cols, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0, p1, p2):
     """The transpose of :func:`_col2im`: ``cols[o, t0, t1, t2, b, i0-f0, i1-f1, i2-f2] =
     big[n_first+b, c_first+o, j]`` with ``j = i*s + t*d - p``, zero where ``j`` falls outside.
@@ -279,6 +344,7 @@ def _phase_cols_last(xcl, cols, n_first, taps, b0, b1, b2):
 # Serial, and without the GIL: the engine's worker threads run them side by side.
 direct = numba.njit(nogil=True, cache=True)(_direct)
 col2im = numba.njit(nogil=True, cache=True)(_col2im)
+col2im_phased = numba.njit(nogil=True, cache=True)(_col2im_phased)
 im2col = numba.njit(nogil=True, cache=True)(_im2col)
 col2im_gather = numba.njit(nogil=True, cache=True)(_col2im_gather)
 phase_cols = numba.njit(nogil=True, cache=True)(_phase_cols)
