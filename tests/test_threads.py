@@ -105,9 +105,9 @@ def test_one_thread_means_one_worker_in_the_calling_thread(spy_jobs):
         assert len(spy_jobs) == n, n  # two samples, or (n=3) 32 output channels in three shares
         if n == 1:
             assert ran_in == {threading.current_thread()}
-        else:
-            assert threading.current_thread() not in ran_in
-            assert all(t.name.startswith("tconv") for t in ran_in)
+        else:  # the first share in the calling thread, each other on a worker of its own
+            assert threading.current_thread() in ran_in and len(ran_in) == n
+            assert all(t.name.startswith("tconv") for t in ran_in - {threading.current_thread()})
         assert {b for _, b in spy_jobs} == {1}  # one-thread BLAS in every job (n=1: held to n)
     assert _blas_threads() == blas_before  # BLAS's own count is given back
     np.testing.assert_array_equal(results[1], results[2])
@@ -121,7 +121,8 @@ def test_one_thread_means_one_worker_in_the_calling_thread(spy_jobs):
     spy_jobs.clear()
     with tconv.num_threads(2):
         two = tconv.conv_transpose_backward(g, x, w, 2, 0, 0, 1, 1)
-    assert len(spy_jobs) == 2 and threading.current_thread() not in {t for t, _ in spy_jobs}
+    assert len(spy_jobs) == 2 and len({t for t, _ in spy_jobs}) == 2
+    assert threading.current_thread() in {t for t, _ in spy_jobs}
     for a, b in zip(one, two):  # the weight gradient is summed per worker: rounding may differ
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
@@ -145,7 +146,7 @@ def test_direct_shares_its_planes_among_the_workers(monkeypatch):
     with tconv.num_threads(2):
         two = tconv.conv_transpose(x, w, stride=2, groups=8, algorithm="direct")
     assert sorted((lo, hi) for _, lo, hi in calls) == [(0, 8), (8, 16)]
-    assert threading.current_thread() not in {t for t, _, _ in calls}
+    assert len({t for t, _, _ in calls}) == 2 and threading.current_thread() in {t for t, _, _ in calls}
     np.testing.assert_array_equal(one, two)
 
 

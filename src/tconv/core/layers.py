@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..engine import algorithms
+from ..engine import algorithms, fast
 from ..engine.packing import WeightCache
 from .functional import Prepared, _conv_spec, _conv_transpose_spec, backward, execute, prepare
 from .padding import PADDING_MODES
@@ -316,14 +316,19 @@ class _ConvTransposeNd(ConvLayer):
         """``plan`` with the fastest of ``auto``'s contenders (:func:`tconv.engine.algorithms.contenders`),
         each timed on ``x`` after a call that packs its weight and loads its code: two rounds, more
         (up to :data:`MEASURED_ROUNDS`) while they take under :data:`MEASURED_SECONDS`, each running
-        every contender once, so that a passing
-        disturbance does not favour one; each contender's least disturbed run counts, and ``auto``'s
-        pick stays unless another is faster by more than :data:`MEASURED_MARGIN`. The losers' packed
-        forms are dropped (the winner packs again on the next call)."""
+        every contender once, so that a passing disturbance does not favour one; each contender's
+        least disturbed run counts, and ``auto``'s pick stays unless another is faster by more than
+        :data:`MEASURED_MARGIN`. Other threads' calls wait meanwhile
+        (:func:`tconv.engine.fast.exclusive`). The losers' packed forms are dropped (the winner
+        packs again on the next call)."""
         names = algorithms.contenders(plan.run_spec)
         if len(names) < 2:
             return plan
         candidates = [dataclasses.replace(plan, run=algorithms.TRANSPOSED[a]) for a in names]
+        with fast.exclusive():  # other threads' tconv calls wait: they would disturb the timings
+            return self._timed(name, candidates, x)
+
+    def _timed(self, name: str, candidates: list[Prepared], x: np.ndarray) -> Prepared:
         for candidate in candidates:
             execute(name, candidate, x, self._weight, self.bias, self._packed)
         best = [float("inf")] * len(candidates)
