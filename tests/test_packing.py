@@ -274,3 +274,24 @@ def test_a_large_weight_is_checked_beside_the_computation():
     small[0] = 2
     cache.bind(small, defer=True)  # too small to hand over: checked at once
     assert cache._pending is None and len(cache) == 0
+
+
+def test_a_cut_kernel_checks_only_the_taps_it_keeps(monkeypatch):
+    """On a 2x2 image a 7-tap kernel with padding 3 keeps taps 2..4 (algorithms.trimmed): the layer
+    checks those bytes alone (a change elsewhere changes no output), and repacks when they change."""
+    monkeypatch.setattr(algorithms, "choose", lambda spec: "gemm")
+    monkeypatch.setattr(tconv.core.layers, "MEASURED_CHOICE", False)
+    layer = tconv.ConvTranspose2d(32, 16, 7, padding=3, rng=0)
+    x = np.random.default_rng(1).standard_normal((2, 32, 2, 2)).astype(np.float32)
+    before = layer(x)
+    assert list(layer._packed._sums) == [((2, 5), (2, 5))]  # no checksum of the whole weight
+    forms = dict(layer._packed._forms)
+    layer.weight[..., 0, 0] = 7  # a tap that reaches only cropped pixels
+    np.testing.assert_allclose(layer(x), before, rtol=1e-6)
+    np.testing.assert_allclose(before, _torch(x, layer), rtol=1e-4, atol=1e-4)
+    assert all(layer._packed._forms[k] is v for k, v in forms.items())  # kept
+    layer.weight[..., 3, 3] += 1  # a tap that counts: packed again
+    after = layer(x)
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, _torch(x, layer), rtol=1e-4, atol=1e-4)
+    assert all(layer._packed._forms[k] is not v for k, v in forms.items())

@@ -150,10 +150,10 @@ def _execute(op: str, p: Prepared, x: np.ndarray, w: np.ndarray, b: np.ndarray |
         cut: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(lo, hi) for lo, hi in p.taps))
         # a layer keeps its cut weight contiguous (made from a view on every call, it is a copy)
         w_run = w[cut] if cache is None else cache.get(("taps", p.taps),
-                                                       lambda: np.ascontiguousarray(w[cut]))
+                                                       lambda: np.ascontiguousarray(w[cut]), p.taps)
     extra: dict[str, Any] = {}
     if cache is not None and takes_cache(run):
-        extra["cache"] = cache if p.taps is None else Scoped(cache, ("taps", p.taps))
+        extra["cache"] = cache if p.taps is None else Scoped(cache, ("taps", p.taps), p.taps)
     args = (p.run_spec, _batched(spec, x), w_run.astype(spec.dtype, copy=False),
             None if b is None else b.astype(spec.dtype, copy=False))
     try:

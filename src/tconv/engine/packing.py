@@ -11,7 +11,8 @@ an algorithm marked by :func:`packs_weight` takes a keyword ``cache`` (a :class:
 and fetches each reordered form through :func:`packed` under a key that, together with the weight,
 fully determines the form (layout, dtype, groups, taps, channel range; never the batch or the image
 size). Whether the bound weight is still the one the forms were made from is checked on every bind:
-the same object, shape, dtype, strides and data pointer, and the same checksum of its bytes — so
+the same object, shape, dtype, strides and data pointer, and the same checksum of the bytes the
+forms derive from (the whole weight, or the taps a cut kernel keeps) — so
 assignment, ``load_state_dict`` and in-place updates (``w -= lr * grad``, ``w[0] = 1``,
 ``np.copyto(w, ...)``) all drop the forms. The checksum reads the weight once (a compiled 64-bit
 multiply-xor hash, :func:`tconv.engine.kernels.checksum`, near memory speed: 1 ms for 14 MB, where
@@ -27,6 +28,7 @@ import threading
 import zlib
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -97,8 +99,10 @@ class WeightCache:
         self._forms: dict[Hashable, np.ndarray] = {}
         self._weight: np.ndarray | None = None
         self._identity: tuple | None = None
-        self._sum: int | None = None  # the checksum, taken when the first form is stored
-        self._pending: tuple[Future, int | None, np.ndarray] | None = None  # a check, the sum expected
+        # per region the forms derive from (None: the whole weight; else the taps kept per kernel
+        # dimension), the checksum of its bytes, taken when its first form is stored
+        self._sums: dict[Hashable, int] = {}
+        self._pending: tuple[Future, tuple, np.ndarray] | None = None  # a check, the sums expected
 
     def __len__(self) -> int:
         return len(self._forms)
@@ -106,27 +110,30 @@ class WeightCache:
     def clear(self) -> None:
         """Drop every packed form and forget the weight."""
         self._forms.clear()
-        self._weight = self._identity = self._sum = None
+        self._sums.clear()
+        self._weight = self._identity = None
 
     def bind(self, w: np.ndarray, defer: bool = False) -> None:
         """Call before each call of an algorithm with the weight it is derived from: the forms are
-        dropped unless ``w`` is the same object, with the same shape, dtype, strides, data and bytes
-        (checksum), as when they were made.
+        dropped unless ``w`` is the same object, with the same shape, dtype, strides and data, and
+        the same bytes (checksum) where the forms derive from, as when they were made.
 
-        With ``defer``, a weight of :data:`DEFERRED_CHECK_BYTES` or more has its bytes checked on
-        another thread while the caller computes with the forms kept; the caller must then call
+        With ``defer``, when those bytes are :data:`DEFERRED_CHECK_BYTES` or more they are checked
+        on another thread while the caller computes with the forms kept; the caller must then call
         :meth:`confirm` before using the result, and compute again if it says False.
         """
         self._pending = None
         if self._forms and (w is not self._weight or _identity(w) != self._identity):
             self.clear()
         elif self._forms:
-            if defer and w.nbytes >= DEFERRED_CHECK_BYTES:
-                self._pending = (_checker().submit(_checksum, w), self._sum, w)
-            elif _checksum(w) != self._sum:
+            regions, expected = tuple(self._sums), tuple(self._sums.values())
+            if defer and sum(_part(w, r).nbytes for r in regions) >= DEFERRED_CHECK_BYTES:
+                self._pending = (_checker().submit(_checksums, w, regions), expected, w)
+            elif _checksums(w, regions) != expected:
                 self.clear()
         if not self._forms:
-            self._weight, self._identity, self._sum = w, _identity(w), None
+            self._weight, self._identity = w, _identity(w)
+            self._sums.clear()
 
     def confirm(self) -> bool:
         """After :meth:`bind` with ``defer``: whether the forms a computation used since were made
@@ -140,30 +147,44 @@ class WeightCache:
         self._weight, self._identity = w, _identity(w)
         return False
 
-    def get(self, key: Hashable, make: Callable[[], np.ndarray]) -> np.ndarray:
-        """The form under ``key``, made by ``make()`` (then stored read-only) if not kept."""
+    def get(self, key: Hashable, make: Callable[[], np.ndarray], region: Hashable = None) -> np.ndarray:
+        """The form under ``key``, made by ``make()`` (then stored read-only) if not kept; made from
+        the taps ``region`` (``((lo, hi), ...)`` per kernel dimension) of the weight alone, when
+        given, so that only those bytes are checked."""
         form = self._forms.get(key)
         if form is None:
             form = make()
             form.flags.writeable = False
-            if self._sum is None and self._weight is not None:
-                self._sum = _checksum(self._weight)
+            if region not in self._sums and self._weight is not None:
+                self._sums[region] = _checksum(_part(self._weight, region))
             self._forms[key] = form
         return form
 
 
+def _part(w: np.ndarray, region: Hashable) -> np.ndarray:
+    """The weight's taps ``region`` (a view), or the whole weight for None."""
+    if region is None:
+        return w
+    cut: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(lo, hi) for lo, hi in cast("tuple", region)))
+    return w[cut]
+
+
+def _checksums(w: np.ndarray, regions: tuple) -> tuple:
+    return tuple(_checksum(_part(w, r)) for r in regions)
+
+
 class Scoped:
     """A view of a :class:`WeightCache` whose keys all carry ``scope``: for forms packed from a part
-    of the weight (the taps :func:`tconv.engine.algorithms.trimmed` keeps), which must not meet the
-    forms of the whole weight or of another part."""
+    of the weight (the taps :func:`tconv.engine.algorithms.trimmed` keeps, ``region``), which must
+    not meet the forms of the whole weight or of another part, and whose check reads that part."""
 
-    __slots__ = ("cache", "scope")
+    __slots__ = ("cache", "region", "scope")
 
-    def __init__(self, cache: WeightCache, scope: Hashable) -> None:
-        self.cache, self.scope = cache, scope
+    def __init__(self, cache: WeightCache, scope: Hashable, region: Hashable = None) -> None:
+        self.cache, self.scope, self.region = cache, scope, region
 
     def get(self, key: Hashable, make: Callable[[], np.ndarray]) -> np.ndarray:
-        return self.cache.get((self.scope, key), make)
+        return self.cache.get((self.scope, key), make, self.region)
 
 
 def packed(cache: WeightCache | Scoped | None, key: Hashable, make: Callable[[], np.ndarray]) -> np.ndarray:
