@@ -18,13 +18,12 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
-from types import EllipsisType
 from typing import Any
 
 import numpy as np
 
 from ..engine import algorithms, fast
-from ..engine.packing import Scoped, WeightCache, takes_cache
+from ..engine.packing import Scoped, WeightCache, kept_taps, takes_cache
 from ..engine.threads import blas_limit, get_num_threads
 from .spec import ConvSpec, as_array, cached_transposed_spec, conv_spec, result_dtype, transposed_spec
 
@@ -147,10 +146,9 @@ def _execute(op: str, p: Prepared, x: np.ndarray, w: np.ndarray, b: np.ndarray |
     spec, run = p.spec, p.run
     w_run = w
     if p.taps is not None:
-        cut: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(lo, hi) for lo, hi in p.taps))
         # a layer keeps its cut weight contiguous (made from a view on every call, it is a copy)
-        w_run = w[cut] if cache is None else cache.get(("taps", p.taps),
-                                                       lambda: np.ascontiguousarray(w[cut]), p.taps)
+        w_run = kept_taps(w, p.taps) if cache is None else cache.get(
+            ("taps", p.taps), lambda: np.ascontiguousarray(kept_taps(w, p.taps)), p.taps)
     extra: dict[str, Any] = {}
     if cache is not None and takes_cache(run):
         extra["cache"] = cache if p.taps is None else Scoped(cache, ("taps", p.taps), p.taps)

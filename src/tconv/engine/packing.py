@@ -127,13 +127,12 @@ class WeightCache:
             self.clear()
         elif self._forms:
             regions, expected = tuple(self._sums), tuple(self._sums.values())
-            if defer and sum(_part(w, r).nbytes for r in regions) >= DEFERRED_CHECK_BYTES:
+            if defer and sum(kept_taps(w, r).nbytes for r in regions) >= DEFERRED_CHECK_BYTES:
                 self._pending = (_checker().submit(_checksums, w, regions), expected, w)
             elif _checksums(w, regions) != expected:
                 self.clear()
         if not self._forms:
-            self._weight, self._identity = w, _identity(w)
-            self._sums.clear()
+            self._start(w)
 
     def confirm(self) -> bool:
         """After :meth:`bind` with ``defer``: whether the forms a computation used since were made
@@ -142,10 +141,13 @@ class WeightCache:
         pending, self._pending = self._pending, None
         if pending is None or pending[0].result() == pending[1]:
             return True
-        self.clear()
-        w = pending[2]
-        self._weight, self._identity = w, _identity(w)
+        self._start(pending[2])
         return False
+
+    def _start(self, w: np.ndarray) -> None:
+        """No forms, bound to ``w``."""
+        self.clear()
+        self._weight, self._identity = w, _identity(w)
 
     def get(self, key: Hashable, make: Callable[[], np.ndarray], region: Hashable = None) -> np.ndarray:
         """The form under ``key``, made by ``make()`` (then stored read-only) if not kept; made from
@@ -156,21 +158,22 @@ class WeightCache:
             form = make()
             form.flags.writeable = False
             if region not in self._sums and self._weight is not None:
-                self._sums[region] = _checksum(_part(self._weight, region))
+                self._sums[region] = _checksum(kept_taps(self._weight, region))
             self._forms[key] = form
         return form
 
 
-def _part(w: np.ndarray, region: Hashable) -> np.ndarray:
-    """The weight's taps ``region`` (a view), or the whole weight for None."""
-    if region is None:
+def kept_taps(w: np.ndarray, taps: Hashable) -> np.ndarray:
+    """The weight's taps ``taps`` (``((lo, hi), ...)`` per kernel dimension; a view), or the whole
+    weight for None."""
+    if taps is None:
         return w
-    cut: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(lo, hi) for lo, hi in cast("tuple", region)))
+    cut: tuple[EllipsisType | slice, ...] = (Ellipsis, *(slice(lo, hi) for lo, hi in cast("tuple", taps)))
     return w[cut]
 
 
 def _checksums(w: np.ndarray, regions: tuple) -> tuple:
-    return tuple(_checksum(_part(w, r)) for r in regions)
+    return tuple(_checksum(kept_taps(w, r)) for r in regions)
 
 
 class Scoped:
