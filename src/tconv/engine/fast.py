@@ -351,7 +351,8 @@ def _single_pixel(spec, x, w, b):
 
 def _gemm_plan(spec: ConvSpec, N: int, channels_last: bool) -> tuple:
     """What ``_gemm`` needs besides the arrays, for a batch of ``N``: ``(g3, assign, shares,
-    tables)``, made once per geometry, thread count and chunk settings (a small call spent half its
+    tables)``, each share ``(chunks, channel lo, hi, product scratch, phase-sum scratch)`` (in
+    elements), made once per geometry, thread count and chunk settings (a small call spent half its
     time making them)."""
     return _made_gemm_plan(spec, N, channels_last, get_num_threads(),
                            (GEMM_CHUNK_BYTES, GEMM_FEW_ROWS_BYTES, GEMM_FEW_ROWS), PARALLEL_MIN_WORK)
@@ -374,7 +375,18 @@ def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, c
     tables = [a for dim in range(3)
               for a in reach_table(g3["small"][dim], k[dim], s[dim], d[dim], p[dim], L[dim])
               ] if channels_last else []
-    return g3, assign, shares, tables
+    # each share with its scratch: the products of its largest chunk, and the plane path's
+    # per-phase sums of a plane's visited rows (see kernels.col2im_phased)
+    scratch = []
+    for mine, lo, hi in shares:
+        if not mine:
+            continue
+        products = (hi - lo) * P_k * max(m * prod(sh) for _, m, _, sh, _ in mine)
+        phased = 0 if channels_last or s[2] == 1 else max(
+            (r[0][1] - r[0][0]) * (r[1][1] - r[1][0]) * s[2] * (sh[2] + (k[2] - 1) * d[2] // s[2] + 1)
+            for _, _, _, sh, r in mine)
+        scratch.append((mine, lo, hi, products, phased))
+    return g3, assign, scratch, tables
 
 
 def _gemm(spec, x, w, b, channels_last, cache=None):
@@ -396,24 +408,19 @@ def _gemm(spec, x, w, b, channels_last, cache=None):
     if channels_last:
         # W[g, c, (t, o)], taps outer, channels inner: one copy per channel range the workers take
         # (one for all of them when they share the channels), made here, not in the workers
-        for lo, hi in {(lo, hi) for _, lo, hi in shares}:
+        for lo, hi in {(lo, hi) for _, lo, hi, _, _ in shares}:
             reordered[lo, hi] = packed(
                 cache, ("gemm-channels-last", w.dtype.str, G, lo, hi),
                 lambda lo=lo, hi=hi: w4[:, :, lo:hi].transpose(0, 1, 3, 2).reshape(G, Cs, P_k * (hi - lo)))
 
-    def worker(mine, o_lo, o_hi):
+    def worker(mine, o_lo, o_hi, products, sums):
         width = o_hi - o_lo
         if channels_last:
             wg = reordered[o_lo, o_hi]
         else:  # W[g, c, (o, t)]: the weight's own layout, a view
             wg = w4[:, :, o_lo:o_hi].reshape(G, Cs, width * P_k)
-        largest = max(m * prod(sh) for _, m, _, sh, _ in mine)
-        # the plane path's per-phase sums (see kernels.col2im_phased): a plane's visited rows
-        extra = 0 if channels_last or s[2] == 1 else max(
-            (r[0][1] - r[0][0]) * (r[1][1] - r[1][0]) * s[2] * (sh[2] + (k[2] - 1) * d[2] // s[2] + 1)
-            for _, _, _, sh, r in mine)
-        buf = workspace(width * P_k * largest + extra, spec.dtype)
-        phased = buf[width * P_k * largest :]
+        buf = workspace(products + sums, spec.dtype)
+        phased = buf[products:]
         for first, samples, offsets, shape, reach in mine:
             M = samples * prod(shape)
             box = tuple(slice(f, f + n) for f, n in zip(offsets, shape))
@@ -454,7 +461,7 @@ def _gemm(spec, x, w, b, channels_last, cache=None):
                         kernels.col2im(cols.reshape(width, *k, samples, *shape), y, first, c_first,
                                        *offsets, *s, *d, *p, bias, assign)
 
-    _run([lambda m=m, lo=lo, hi=hi: worker(m, lo, hi) for m, lo, hi in shares if m and hi > lo])
+    _run([partial(worker, *share) for share in shares if share[2] > share[1]])
     return finish(spec, y, None if fuse else b)
 
 
