@@ -291,23 +291,32 @@ def test_a_layer_plans_each_input_shape_once_and_replans_what_changed(monkeypatc
         layer(x)
 
 
-def test_a_layer_keeps_the_fastest_contender_it_measured(monkeypatch):
-    """On its first call of a geometry a layer times auto's contenders and keeps the fastest; the
-    other contenders' packed forms are dropped."""
+def _slow_gemm_against_subpixel(monkeypatch, seconds):
+    """auto's contenders made ``gemm`` (first, auto's pick), slowed by ``seconds`` a call, and
+    ``subpixel``; returns the slowed ``gemm``."""
     import time
 
-    from tconv.core import layers
     from tconv.engine import algorithms
 
     slow_gemm = algorithms.TRANSPOSED["gemm"]
 
     def gemm(*args, **kwargs):
-        time.sleep(0.05)
+        time.sleep(seconds)
         return slow_gemm(*args, **kwargs)
 
     gemm.packs_weight = True  # type: ignore[attr-defined]
     monkeypatch.setitem(algorithms.TRANSPOSED, "gemm", gemm)
     monkeypatch.setattr(algorithms, "contenders", lambda spec: ("gemm", "subpixel"))
+    return gemm
+
+
+def test_a_layer_keeps_the_fastest_contender_it_measured(monkeypatch):
+    """On its first call of a geometry a layer times auto's contenders and keeps the fastest; the
+    other contenders' packed forms are dropped."""
+    from tconv.core import layers
+    from tconv.engine import algorithms
+
+    _slow_gemm_against_subpixel(monkeypatch, 0.05)
     layer = tconv.ConvTranspose2d(8, 8, 4, stride=2, padding=1, dtype=np.float64, rng=0)
     x = np.random.default_rng(0).standard_normal((2, 8, 6, 6))
     for _ in range(3):
@@ -324,20 +333,9 @@ def test_a_layer_keeps_the_fastest_contender_it_measured(monkeypatch):
 
 def test_a_layer_keeps_auto_s_pick_unless_another_is_clearly_faster(monkeypatch):
     """Within MEASURED_MARGIN of the fastest, auto's pick (the first contender) stays."""
-    import time
-
     from tconv.core import layers
-    from tconv.engine import algorithms
 
-    slow_gemm = algorithms.TRANSPOSED["gemm"]
-
-    def gemm(*args, **kwargs):
-        time.sleep(0.02)
-        return slow_gemm(*args, **kwargs)
-
-    gemm.packs_weight = True  # type: ignore[attr-defined]
-    monkeypatch.setitem(algorithms.TRANSPOSED, "gemm", gemm)
-    monkeypatch.setattr(algorithms, "contenders", lambda spec: ("gemm", "subpixel"))
+    gemm = _slow_gemm_against_subpixel(monkeypatch, 0.02)
     monkeypatch.setattr(layers, "MEASURED_MARGIN", 1000.0)
     layer = tconv.ConvTranspose2d(8, 8, 4, stride=2, padding=1, dtype=np.float64, rng=0)
     x = np.random.default_rng(0).standard_normal((2, 8, 6, 6))
