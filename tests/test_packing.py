@@ -305,3 +305,31 @@ def test_a_cut_kernel_checks_only_the_taps_it_keeps(monkeypatch):
     assert not np.allclose(after, before)
     np.testing.assert_allclose(after, _torch(x, layer), rtol=1e-4, atol=1e-4)
     assert all(layer._packed._forms[k] is not v for k, v in forms.items())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, cut", [((64, 48, 5, 7), (slice(1, 4), slice(2, 5))),
+                                        ((800, 9, 9), (slice(2, 7),)),
+                                        ((40, 30, 3, 6, 5), (slice(0, 2), slice(1, 6), slice(1, 3)))])
+def test_the_checksum_of_cut_taps_reads_them_in_place(dtype, shape, cut):
+    """A cut kernel's taps (a view, non-contiguous) are hashed where they lie: the same values in
+    another weight of that layout give the same sum; a changed or swapped kept value changes it, a
+    changed dropped value does not."""
+    from tconv.engine.packing import SMALL_WEIGHT_BYTES, _checksum
+
+    w = np.random.default_rng(2).standard_normal(shape).astype(dtype)
+    view = w[(Ellipsis, *cut)]
+    assert not view.flags.c_contiguous and view.nbytes >= SMALL_WEIGHT_BYTES
+    before = _checksum(view)
+    other = w.copy()
+    assert _checksum(other[(Ellipsis, *cut)]) == before
+    other[(0,) * (w.ndim - len(cut)) + tuple(s.start - 1 if s.start else s.stop for s in cut)] = 9
+    assert _checksum(other[(Ellipsis, *cut)]) == before  # outside the kept taps
+    for index in [(0,) * w.ndim, tuple(n - 1 for n in view.shape), (view.shape[0] // 2, 1) + (0,) * len(cut)]:
+        changed = w.copy()
+        changed[(Ellipsis, *cut)][index] = np.nextafter(view[index], dtype(np.inf))
+        assert _checksum(changed[(Ellipsis, *cut)]) != before, index
+    swapped = w.copy()
+    v = swapped[(Ellipsis, *cut)]
+    v[0, 0], v[0, 1] = view[0, 1].copy(), view[0, 0].copy()
+    assert _checksum(v) != before

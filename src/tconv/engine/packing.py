@@ -40,7 +40,16 @@ if TYPE_CHECKING:
 def _checksum(w: np.ndarray) -> int:
     """A checksum of ``w``'s bytes (theirs alone: not of its layout or address): below
     :data:`SMALL_WEIGHT_BYTES` their CRC-32, else :func:`tconv.engine.kernels.checksum` of the
-    8-byte words and a CRC-32 of the rest."""
+    8-byte words and a CRC-32 of the rest; a larger non-contiguous view of float32/64 values (a
+    cut kernel's taps) by :func:`tconv.engine.kernels.checksum_strided`, in place. A given view
+    is always hashed the same way, so its sums compare."""
+    if w.nbytes >= SMALL_WEIGHT_BYTES and not w.flags.c_contiguous and w.itemsize in (4, 8) \
+            and 2 <= w.ndim <= 5:
+        # a cut kernel's taps (a view with short rows): hashed where they lie, never copied
+        from .kernels import checksum_strided
+
+        five = w.reshape(*w.shape[:2], *(1,) * (5 - w.ndim), *w.shape[2:])  # adds axes: a view
+        return int(checksum_strided(five.view(np.uint32 if w.itemsize == 4 else np.uint64)))
     data = np.ascontiguousarray(w).reshape(-1).view(np.uint8)
     # an ndarray is a buffer; numpy's stubs say so (``__buffer__``) only for Python 3.12 and later
     if data.size < SMALL_WEIGHT_BYTES:  # ~1 us, where calling compiled code costs 10
