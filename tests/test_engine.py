@@ -207,6 +207,28 @@ def test_split_never_shares_a_sample_or_channel():
         assert [(lo, hi) for _, lo, hi in engine._split(chunks[:2], 7, work=1 << 40)] == [(0, 3), (3, 7)]
 
 
+@pytest.mark.parametrize("shape, groups", [((2, 8, 9, 9), 1), ((1, 8, 9, 9), 2), ((3, 4, 30), 1)])
+def test_gemm_shared_splits_a_small_problem_and_matches_torch(shape, groups):
+    """``gemm_shared`` (a layer's contender under PARALLEL_MIN_WORK) gives two workers what ``gemm``
+    runs as one job: samples, or channel ranges of one sample; the numbers are PyTorch's."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((shape[1], 6, *(4,) * (len(shape) - 2))).astype(np.float32)
+    b = rng.standard_normal(6 * groups).astype(np.float32)
+    spec = tconv.core.spec.transposed_spec("t", x, w, b, 2, 1, 1, groups, 1)
+    assert algorithms.multiply_adds(spec) < engine.PARALLEL_MIN_WORK
+    with tconv.num_threads(2):
+        assert len(engine._gemm_plan(spec, shape[0], False, engine.PARALLEL_MIN_WORK)[2]) == 1
+        assert len(engine._gemm_plan(spec, shape[0], False, 0)[2]) == 2
+        assert algorithms.variants(spec, ("gemm",)) == (engine.gemm_shared,)
+        y = engine.gemm_shared(spec, x, w, b)
+    with tconv.num_threads(1):
+        assert algorithms.variants(spec, ("gemm",)) == ()  # nothing to share
+    assert algorithms.variants(spec, ("subpixel",)) == ()
+    expected = torch_conv_transpose(x, w, b, 2, 1, 1, groups, 1)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- odd layouts, real sizes
 # gemm and direct on the caller's arrays as they come: Fortran-ordered, strided, negative strides,
 # channels-last memory, read-only. The problems are large enough for the real paths (no patched

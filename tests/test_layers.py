@@ -307,7 +307,33 @@ def _slow_gemm_against_subpixel(monkeypatch, seconds):
     gemm.packs_weight = True  # type: ignore[attr-defined]
     monkeypatch.setitem(algorithms.TRANSPOSED, "gemm", gemm)
     monkeypatch.setattr(algorithms, "contenders", lambda spec: ("gemm", "subpixel"))
+    monkeypatch.setattr(algorithms, "variants", lambda spec, names: ())
     return gemm
+
+
+def test_a_layer_times_gemm_shared_among_workers_beside_gemm(monkeypatch):
+    """Under PARALLEL_MIN_WORK a layer also times ``gemm`` with its work shared among the workers
+    (algorithms.variants), and keeps it when it is the faster."""
+    import time
+
+    from tconv.engine import algorithms, fast
+
+    slow_gemm = algorithms.TRANSPOSED["gemm"]
+
+    def gemm(*args, **kwargs):
+        time.sleep(0.02)
+        return slow_gemm(*args, **kwargs)
+
+    gemm.packs_weight = True  # type: ignore[attr-defined]
+    monkeypatch.setitem(algorithms.TRANSPOSED, "gemm", gemm)
+    monkeypatch.setattr(algorithms, "contenders", lambda spec: ("gemm",))
+    layer = tconv.ConvTranspose2d(8, 8, 4, stride=2, padding=1, dtype=np.float64, rng=0)
+    x = np.random.default_rng(0).standard_normal((2, 8, 6, 6))
+    with tconv.num_threads(2):
+        for _ in range(2):
+            np.testing.assert_allclose(layer(x), _torch_layer_output(layer, x), atol=1e-12)
+    (_, _, plan), = layer._plans.values()
+    assert plan.run is fast.gemm_shared
 
 
 def test_a_layer_keeps_the_fastest_contender_it_measured(monkeypatch):

@@ -313,18 +313,19 @@ class _ConvTransposeNd(ConvLayer):
         return y
 
     def _fastest(self, name: str, plan: Prepared, x: np.ndarray) -> Prepared:
-        """``plan`` with the fastest of ``auto``'s contenders (:func:`tconv.engine.algorithms.contenders`),
-        each timed on ``x`` after a call that packs its weight and loads its code: two rounds, more
-        (up to :data:`MEASURED_ROUNDS`) while they take under :data:`MEASURED_SECONDS`, each running
-        every contender once, so that a passing disturbance does not favour one; each contender's
-        least disturbed run counts, and ``auto``'s pick stays unless another is faster by more than
-        :data:`MEASURED_MARGIN`. Other threads' calls wait meanwhile
-        (:func:`tconv.engine.fast.exclusive`). The losers' packed forms are dropped (the winner
-        packs again on the next call)."""
+        """``plan`` with the fastest of ``auto``'s contenders (:func:`tconv.engine.algorithms.contenders`,
+        and their :func:`~tconv.engine.algorithms.variants`), each timed on ``x`` after a call that
+        packs its weight and loads its code: two rounds, more (up to :data:`MEASURED_ROUNDS`) while
+        they take under :data:`MEASURED_SECONDS`, each running every contender once, so that a
+        passing disturbance does not favour one; each contender's least disturbed run counts, and
+        ``auto``'s pick stays unless another is faster by more than :data:`MEASURED_MARGIN`. Other
+        threads' calls wait meanwhile (:func:`tconv.engine.fast.exclusive`). The losers' packed
+        forms are dropped (the winner packs again on the next call)."""
         names = algorithms.contenders(plan.run_spec)
-        if len(names) < 2:
+        runs = [algorithms.TRANSPOSED[a] for a in names] + list(algorithms.variants(plan.run_spec, names))
+        if len(runs) < 2:
             return plan
-        candidates = [dataclasses.replace(plan, run=algorithms.TRANSPOSED[a]) for a in names]
+        candidates = [dataclasses.replace(plan, run=run) for run in runs]
         with fast.exclusive():  # other threads' tconv calls wait: they would disturb the timings
             return self._timed(name, candidates, x)
 

@@ -46,6 +46,7 @@ from ..core.padding import fold, pad_or_crop
 from ..core.spec import ConvSpec, check_bytes
 from . import cost, fast, phase, subpixel
 from .taps import reachable_taps
+from .threads import get_num_threads
 
 #: The matrix algorithm refuses a problem whose dense matrix would be larger than this many bytes.
 MATRIX_LIMIT_BYTES = 256 * 2**20
@@ -352,6 +353,17 @@ def contenders(spec: ConvSpec) -> tuple[str, ...]:
     near = sorted((n for n, t in times.items() if n != pick and t <= CONTEND * times[pick]),
                   key=times.__getitem__)
     return (pick, *near[:2])
+
+
+def variants(spec: ConvSpec, names: tuple[str, ...]) -> tuple[Callable, ...]:
+    """Other ways of running the contenders ``names`` that a layer times beside them: ``gemm``
+    shared among the workers below :data:`tconv.engine.fast.PARALLEL_MIN_WORK`
+    (:func:`tconv.engine.fast.gemm_shared`), where sharing wins on some layers and loses on others.
+    """
+    if ("gemm" in names and get_num_threads() > 1 and multiply_adds(spec) < fast.PARALLEL_MIN_WORK
+            and not fast.single_product(spec)):
+        return (fast.gemm_shared,)
+    return ()
 
 
 #: ``auto`` runs the NumPy-only ``scatter`` below this many multiply-adds.

@@ -239,18 +239,19 @@ def _run(jobs: list) -> None:
         future.result()
 
 
-def _split(chunks: list, channels: int, work: int, n: int | None = None) -> list[tuple[list, int, int]]:
+def _split(chunks: list, channels: int, work: int, n: int | None = None,
+           min_work: int | None = None) -> list[tuple[list, int, int]]:
     """Share ``chunks`` and output channels among up to :func:`get_num_threads` workers, so no two
     write one pixel.
 
     Chunks of different samples are disjoint; bands of one sample are not (a kernel wider than the
     stride reaches across the band edge), so a sample is split by output channels instead; whichever
-    way gives more workers (samples on a tie). Under :data:`PARALLEL_MIN_WORK` multiply-adds, with
-    one thread, or where the channels split unevenly (:data:`SPLIT_MIN_BALANCE`), everything stays
-    with one worker, its products on BLAS's threads.
+    way gives more workers (samples on a tie). Under ``min_work`` (:data:`PARALLEL_MIN_WORK`)
+    multiply-adds, with one thread, or where the channels split unevenly
+    (:data:`SPLIT_MIN_BALANCE`), everything stays with one worker, its products on BLAS's threads.
     """
     n = get_num_threads() if n is None else n
-    if n == 1 or work < PARALLEL_MIN_WORK:
+    if n == 1 or work < (PARALLEL_MIN_WORK if min_work is None else min_work):
         return [(chunks, 0, channels)]
     firsts = sorted({c[0] for c in chunks})
     by_samples, by_channels = min(n, len(firsts)), min(n, channels)
@@ -284,7 +285,7 @@ def single_product(spec: ConvSpec) -> str | None:
 
 @packs_weight
 def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
-         cache: WeightCache | None = None) -> np.ndarray:
+         cache: WeightCache | None = None, min_work: int | None = None) -> np.ndarray:
     """BLAS products of input pixels with the whole kernel, then compiled col2im (see the module).
 
     The adding runs plane by plane (inner loop along the input's last dimension; with a last stride
@@ -293,7 +294,8 @@ def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
     adding at all; where every output pixel meets exactly one tap (kernel == stride) each pixel is
     written once, bias included. Channels-last multiplies the weight reordered taps-outer, one copy
     per worker's channel range: kept in ``cache`` when given (:mod:`tconv.engine.packing`), made
-    for this call otherwise; the other paths use the weight as it is.
+    for this call otherwise; the other paths use the weight as it is. Under ``min_work``
+    (:data:`PARALLEL_MIN_WORK`) multiply-adds the call runs as one job.
     """
     Cl = spec.large_channels // spec.groups
     shortcut = single_product(spec)
@@ -306,7 +308,19 @@ def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
     light = w.nbytes < WEIGHT_DOMINATES * (x.nbytes + prod(spec.out_shape) * spec.dtype.itemsize)
     channels_last = light and Cl >= CHANNELS_LAST_MIN and (
         spec.small[-1] < PLANES_MIN_ROW or spec.stride[-1] == 1)
-    return _gemm(spec, x, w, b, channels_last, cache)
+    return _gemm(spec, x, w, b, channels_last, cache,
+                 PARALLEL_MIN_WORK if min_work is None else min_work)
+
+
+@packs_weight
+def gemm_shared(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
+                cache: WeightCache | None = None) -> np.ndarray:
+    """:func:`gemm` with its work shared among the workers at any size (two samples or channel
+    ranges on two workers, each with one-thread BLAS, where ``gemm`` runs a small problem as one
+    job on BLAS's threads). Neither wins everywhere under :data:`PARALLEL_MIN_WORK` (on small seeded
+    layers, measured: 0.94 -> 0.74 ms, 1.06 -> 0.78, 0.87 -> 0.65; but 0.31 -> 0.55, 0.33 -> 0.52),
+    so a layer times both (:func:`tconv.engine.algorithms.variants`)."""
+    return gemm(spec, x, w, b, cache=cache, min_work=0)
 
 
 def _pointwise(spec, x, w, b):
@@ -349,13 +363,13 @@ def _single_pixel(spec, x, w, b):
     return finish(spec, y, b)
 
 
-def _gemm_plan(spec: ConvSpec, N: int, channels_last: bool) -> tuple:
+def _gemm_plan(spec: ConvSpec, N: int, channels_last: bool, min_work: int) -> tuple:
     """What ``_gemm`` needs besides the arrays, for a batch of ``N``: ``(g3, assign, shares,
     tables)``, each share ``(chunks, channel lo, hi, product scratch, phase-sum scratch)`` (in
     elements), made once per geometry, thread count and chunk settings (a small call spent half its
     time making them)."""
     return _made_gemm_plan(spec, N, channels_last, get_num_threads(),
-                           (GEMM_CHUNK_BYTES, GEMM_FEW_ROWS_BYTES, GEMM_FEW_ROWS), PARALLEL_MIN_WORK)
+                           (GEMM_CHUNK_BYTES, GEMM_FEW_ROWS_BYTES, GEMM_FEW_ROWS), min_work)
 
 
 @lru_cache(maxsize=256)
@@ -370,7 +384,7 @@ def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, c
         k == s and d == 1 and ca >= 0
         for k, s, d, (_, ca) in zip(spec.kernel, spec.stride, spec.dilation, spec.core_crop))
     chunks = bands(spec, g3, N, Cl * P_k * spec.dtype.itemsize)
-    shares = _split(chunks, Cl, N * prod(spec.small) * P_k * Cl * Cs * G, threads)
+    shares = _split(chunks, Cl, N * prod(spec.small) * P_k * Cl * Cs * G, threads, parallel_min_work)
     s, d, p, k, L = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"]
     tables = [a for dim in range(3)
               for a in reach_table(g3["small"][dim], k[dim], s[dim], d[dim], p[dim], L[dim])
@@ -389,11 +403,11 @@ def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, c
     return g3, assign, scratch, tables
 
 
-def _gemm(spec, x, w, b, channels_last, cache=None):
+def _gemm(spec, x, w, b, channels_last, cache, min_work):
     from . import kernels
 
     N, G = x.shape[0], spec.groups
-    g3, assign, shares, tables = _gemm_plan(spec, N, channels_last)
+    g3, assign, shares, tables = _gemm_plan(spec, N, channels_last, min_work)
     Cs, Cl = spec.small_channels // G, spec.large_channels // G
     P_k = prod(spec.kernel)
     x3 = np.ascontiguousarray(x).reshape(N, G * Cs, *g3["small"])
