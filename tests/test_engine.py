@@ -207,6 +207,26 @@ def test_split_never_shares_a_sample_or_channel():
         assert [(lo, hi) for _, lo, hi in engine._split(chunks[:2], 7, work=1 << 40)] == [(0, 3), (3, 7)]
 
 
+def test_a_batch_in_one_chunk_goes_to_the_workers_by_samples_when_channels_are_few():
+    """Two output channels, kernel 6: half the channels a worker would be a 6-row product, so the
+    batch (which fits in one chunk) is cut into one chunk per worker; 256 channels stay shared."""
+    with tconv.num_threads(2):
+        for c_out, expected in [(2, [(0, 2), (0, 2)]), (256, [(0, 128), (128, 256)])]:
+            x = np.zeros((5, 320, 20), np.float32)
+            w = np.zeros((320, c_out, 6), np.float32)
+            spec = tconv.core.spec.transposed_spec("t", x, w, None, 2, 2)
+            _, _, shares, _ = engine._gemm_plan(spec, 5, False, 0)
+            assert [(lo, hi) for _, lo, hi, _, _ in shares] == expected
+            samples = [{n for c in mine for n in range(c[0], c[0] + c[1])} for mine, *_ in shares]
+            if c_out == 2:  # each worker its own samples, all of them between the two
+                assert samples[0].isdisjoint(samples[1]) and samples[0] | samples[1] == set(range(5))
+            else:  # each worker every sample, its own channels
+                assert samples == [set(range(5))] * 2
+        g3 = engine.rank3(spec)
+        assert [c[:2] for c in engine.bands(spec, g3, 5, 48, parts=2)] == [(0, 3), (3, 2)]
+        assert [c[:2] for c in engine.bands(spec, g3, 5, 48)] == [(0, 5)]
+
+
 @pytest.mark.parametrize("shape, groups", [((2, 8, 9, 9), 1), ((1, 8, 9, 9), 2), ((3, 4, 30), 1)])
 def test_gemm_shared_splits_a_small_problem_and_matches_torch(shape, groups):
     """``gemm_shared`` (a layer's contender under PARALLEL_MIN_WORK) gives two workers what ``gemm``

@@ -62,6 +62,13 @@ PARALLEL_MIN_WORK = 1 << 24
 #: BLAS's threads.
 SPLIT_MIN_BALANCE = 0.85
 
+#: When a whole batch fits in one chunk, it is cut into one chunk per worker (the workers then take
+#: samples) if sharing out its output channels instead would leave each worker's product fewer than
+#: this many rows (channels times taps). Measured on 50 seeded layers so affected: with up to 384
+#: rows a worker, samples were 0.99-1.80x as fast (2 channels, k6: 6 rows a worker, 1.02 -> 0.57
+#: ms); from 432 rows, 0.45-1.08x (channel ranges kept each worker's product large).
+SAMPLES_FIRST_ROWS = 400
+
 #: From a weight this many times the input and output's bytes, ``gemm`` adds plane by plane with
 #: the weight as it lies (layers, measured: weight 65x the activations 1.40 -> 0.76 ms a call, 27x
 #: 1.58 -> 1.28, 13x 1.39 -> 1.19; at 6-9x channels-last was still faster, 0.85-0.90 against
@@ -104,9 +111,11 @@ def rank3(spec: ConvSpec) -> dict:
     )
 
 
-def bands(spec: ConvSpec, g3: dict, batch: int, unit: int, skip_empty: bool = True) -> list[tuple]:
+def bands(spec: ConvSpec, g3: dict, batch: int, unit: int, skip_empty: bool = True,
+          parts: int = 1) -> list[tuple]:
     """Chunks of about ``GEMM_CHUNK_BYTES / unit`` input pixels (fewer for few rows: see
-    :data:`GEMM_FEW_ROWS_BYTES`).
+    :data:`GEMM_FEW_ROWS_BYTES`), and at least ``parts`` of them when the batch allows (so that
+    ``parts`` workers can take whole samples).
 
     Each is ``(first sample, samples, offsets, shape, reach)``: the chunk's first input coordinate
     and size per padded dimension, and the output range ``(lo, hi)`` per dimension it can reach.
@@ -121,7 +130,7 @@ def bands(spec: ConvSpec, g3: dict, batch: int, unit: int, skip_empty: bool = Tr
     s, d, p, k, L = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"]
     out = []
     if columns >= rows * band:
-        step = max(1, columns // (rows * band))
+        step = max(1, min(columns // (rows * band), -(-batch // parts)))
         spans = [(n, min(step, batch - n), 0, rows) for n in range(0, batch, step)]
     else:
         step = max(1, columns // band)
@@ -383,8 +392,12 @@ def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, c
     assign = not channels_last and all(
         k == s and d == 1 and ca >= 0
         for k, s, d, (_, ca) in zip(spec.kernel, spec.stride, spec.dilation, spec.core_crop))
-    chunks = bands(spec, g3, N, Cl * P_k * spec.dtype.itemsize)
-    shares = _split(chunks, Cl, N * prod(spec.small) * P_k * Cl * Cs * G, threads, parallel_min_work)
+    work = N * prod(spec.small) * P_k * Cl * Cs * G
+    # a batch in one chunk is cut so the workers take samples, not channel ranges, where a channel
+    # range would give a product of few rows (see SAMPLES_FIRST_ROWS)
+    by_samples = work >= parallel_min_work and threads <= Cl and Cl // threads * P_k < SAMPLES_FIRST_ROWS
+    chunks = bands(spec, g3, N, Cl * P_k * spec.dtype.itemsize, parts=threads if by_samples else 1)
+    shares = _split(chunks, Cl, work, threads, parallel_min_work)
     s, d, p, k, L = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"], g3["core"]
     tables = [a for dim in range(3)
               for a in reach_table(g3["small"][dim], k[dim], s[dim], d[dim], p[dim], L[dim])
