@@ -264,3 +264,32 @@ def test_blas_runs_one_thread_per_caller_while_several_are_inside():
     leave.set()
     t.join(10)
     assert [lib.get_num_threads() for lib in libs] == before
+
+
+def test_a_single_job_sets_blas_only_when_it_must():
+    """``_run``'s one job with the machine's count and no other tconv call inside leaves BLAS alone
+    (nothing to limit); with a lower count it holds BLAS to it; and a library scanned after the
+    first limit (``forget_blas``) joins the next one."""
+    seen = []
+
+    def job():
+        seen.append((dict(threads._wanted), _blas_threads()))
+
+    top = _blas_threads()
+    with tconv.num_threads(threads.CPUS):
+        assert threads.unlimited()
+        fast._run([job])
+    assert seen[-1] == ({}, top)
+    with tconv.num_threads(1):
+        assert not threads.unlimited()
+    with threads.blas_limit(1):
+        assert not threads.unlimited()  # another call inside holds BLAS
+    if threads.CPUS > 1:
+        with tconv.num_threads(max(1, threads.CPUS - 1)) as n:
+            if n > 1:  # one thread is another path: one job, blas_limit(1)
+                fast._run([job])
+                assert list(seen[-1][0].values()) == [[n]] and seen[-1][1] == min(n, top)
+    threads.forget_blas()
+    with threads.blas_limit(1):
+        assert _blas_threads() == 1
+    assert _blas_threads() == top

@@ -22,6 +22,7 @@ ConvTranspose2d(1, 1, kernel_size=(2, 2), stride=(2, 2), padding=(1, 1), output_
 from __future__ import annotations
 
 import dataclasses
+import operator
 import time
 from dataclasses import dataclass
 from math import prod, sqrt
@@ -175,7 +176,7 @@ class ConvLayer:
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self._packed = WeightCache()  # the weight as the algorithm reorders it (transposed layers)
         # per input shape and dtype: (what it was made from, their shapes, the prepared call)
-        self._plans: dict[tuple, tuple[tuple, list, Prepared]] = {}
+        self._plans: dict[tuple, tuple[tuple, tuple, Prepared]] = {}
         self.weight = gen.uniform(-bound, bound, shape).astype(self.dtype)
         self.bias = gen.uniform(-bound, bound, out_channels).astype(self.dtype) if bias else None
         self.grad_weight: np.ndarray | None = None
@@ -279,10 +280,11 @@ class _ConvTransposeNd(ConvLayer):
         ``output_size`` (PyTorch's) overrides ``output_padding`` for this call.
         """
         name = type(self).__name__
-        state = (self._weight, self.bias, self.stride, self.padding, self.output_padding, self.groups,
-                 self.dilation, self.padding_mode)
-        plain = output_size is None and all(type(a) is np.ndarray for a in (input, *state[:2])
-                                            if a is not None)
+        w, b = self._weight, self.bias
+        state = (w, b, self.stride, self.padding, self.output_padding, self.groups, self.dilation,
+                 self.padding_mode)
+        plain = (output_size is None and type(input) is np.ndarray and type(w) is np.ndarray
+                 and (b is None or type(b) is np.ndarray))
         if not plain:  # a dask input, a tensor, a list, output_size: checked and run afresh
             output_padding = self.output_padding if output_size is None else 0
             y, spec, x = _conv_transpose_spec(
@@ -291,11 +293,11 @@ class _ConvTransposeNd(ConvLayer):
             self._saved = (spec, x)
             return y
         # the plan of this input geometry, if nothing it was made from has changed since
-        shapes = [(a.shape, a.dtype) for a in state[:2] if a is not None]
+        shapes = (w.shape, w.dtype, None if b is None else (b.shape, b.dtype))
         entry = self._plans.get((input.shape, input.dtype))
-        if entry is not None and all(a is b for a, b in zip(entry[0], state)) and entry[1] == shapes:
+        if entry is not None and entry[1] == shapes and all(map(operator.is_, entry[0], state)):
             plan = entry[2]
-            y = execute(name, plan, input, self._weight, self.bias, self._packed)
+            y = execute(name, plan, input, w, b, self._packed)
         else:  # check the call, run it, and remember how it runs (a bounded number of shapes)
             for what, a in (("input", input), ("weight", self._weight), ("bias", self.bias)):
                 if a is not None:

@@ -33,7 +33,7 @@ from ..core.padding import fold
 from ..core.spec import ConvSpec
 from .packing import WeightCache, packed, packs_weight
 from .taps import phase_table, reach_table
-from .threads import blas_limit, get_num_threads
+from .threads import blas_limit, get_num_threads, unlimited
 
 #: Columns of one chunk take at most this many bytes (per worker) ...
 GEMM_CHUNK_BYTES = 4 * 2**20
@@ -225,8 +225,11 @@ def _run(jobs: list) -> None:
     try:
         with _gate:
             if len(jobs) == 1:
-                with blas_limit():
+                if unlimited():  # the calls inside the gate take turns: no other to share BLAS with
                     jobs[0]()
+                else:
+                    with blas_limit():
+                        jobs[0]()
                 return
             # alone, the first job runs in this thread and the others on the workers: a thread
             # fewer to wake and to wait for (on a small layer a noticeable part of the call); with

@@ -11,7 +11,7 @@ an algorithm marked by :func:`packs_weight` takes a keyword ``cache`` (a :class:
 and fetches each reordered form through :func:`packed` under a key that, together with the weight,
 fully determines the form (layout, dtype, groups, taps, channel range; never the batch or the image
 size). Whether the bound weight is still the one the forms were made from is checked on every bind:
-the same object, shape, dtype, strides and data pointer, and the same checksum of the bytes the
+the same object, shape, dtype and strides, and the same checksum of the bytes the
 forms derive from (the whole weight, or the taps a cut kernel keeps) — so
 assignment, ``load_state_dict`` and in-place updates (``w -= lr * grad``, ``w[0] = 1``,
 ``np.copyto(w, ...)``) all drop the forms. The checksum reads the weight once (a compiled 64-bit
@@ -50,9 +50,11 @@ def _checksum(w: np.ndarray) -> int:
 
         five = w.reshape(*w.shape[:2], *(1,) * (5 - w.ndim), *w.shape[2:])  # adds axes: a view
         return int(checksum_strided(five.view(np.uint32 if w.itemsize == 4 else np.uint64)))
-    data = np.ascontiguousarray(w).reshape(-1).view(np.uint8)
     # an ndarray is a buffer; numpy's stubs say so (``__buffer__``) only for Python 3.12 and later
-    if data.size < SMALL_WEIGHT_BYTES:  # ~1 us, where calling compiled code costs 10
+    if w.nbytes < SMALL_WEIGHT_BYTES and w.flags.c_contiguous:  # ~1 us; compiled code costs 10
+        return zlib.crc32(cast("Buffer", w))
+    data = np.ascontiguousarray(w).reshape(-1).view(np.uint8)
+    if data.size < SMALL_WEIGHT_BYTES:
         return zlib.crc32(memoryview(cast("Buffer", data)))
     if data.ctypes.data % 8:  # a view into another array: its words read from an aligned copy
         data = data.copy()
@@ -85,7 +87,9 @@ def _checker() -> ThreadPoolExecutor:
 
 
 def _identity(w: np.ndarray) -> tuple:
-    return (w.shape, w.dtype.str, w.strides, w.ctypes.data)
+    # not the data's address (reading it costs more than the rest): the checksum that follows
+    # compares the bytes the forms were made from, wherever they lie
+    return (w.shape, w.dtype, w.strides)
 
 
 class WeightCache:
@@ -124,7 +128,7 @@ class WeightCache:
 
     def bind(self, w: np.ndarray, defer: bool = False) -> None:
         """Call before each call of an algorithm with the weight it is derived from: the forms are
-        dropped unless ``w`` is the same object, with the same shape, dtype, strides and data, and
+        dropped unless ``w`` is the same object, with the same shape, dtype and strides, and
         the same bytes (checksum) where the forms derive from, as when they were made.
 
         With ``defer``, when those bytes are :data:`DEFERRED_CHECK_BYTES` or more they are checked

@@ -95,7 +95,8 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """The count set by :func:`set_num_threads` (or the default from the environment), unless this
     thread runs inside :func:`thread_num_threads`."""
-    return getattr(_local, "count", _count)
+    # the thread's own attributes read directly: getattr's default costs a raised AttributeError
+    return _local.__dict__.get("count", _count)
 
 
 @contextmanager
@@ -162,6 +163,8 @@ _wanted: dict[int, list[int]] = {}
 #: The count tconv has set on the BLAS libraries (None: their own), and what each had before.
 _applied: int | None = None
 _originals: list = []
+#: The scan (:func:`_blas`'s list) whose libraries are all in ``_originals``.
+_joined: list | None = None
 
 
 def _effective() -> int | None:
@@ -179,27 +182,37 @@ def _apply(n: int | None) -> None:
     """Set every BLAS library to at most ``n`` threads (never more than it had), or back to its own
     count (``n`` None or at least :data:`CPUS`: BLAS's default, so nothing is touched). Under
     ``_state``."""
-    global _applied
+    global _applied, _joined
     if n is not None and n >= CPUS:
         n = None
     if n is None:
         for lib, original in _originals:
             lib.set_num_threads(original)
         _originals.clear()
-        _applied = None
+        _applied = _joined = None
         return
-    known = {id(lib) for lib, _ in _originals}
     fresh = False
-    for lib in _blas():  # a library loaded since the last call (SciPy's) joins
-        if id(lib) not in known:
-            current = lib.get_num_threads()
-            if current is not None:
-                _originals.append((lib, current))
-                fresh = True
+    libs = _blas()
+    if libs is not _joined:  # a library loaded since the last scan (SciPy's) joins
+        known = {id(lib) for lib, _ in _originals}
+        for lib in libs:
+            if id(lib) not in known:
+                current = lib.get_num_threads()
+                if current is not None:
+                    _originals.append((lib, current))
+                    fresh = True
+        _joined = libs
     if n != _applied or fresh:
         for lib, original in _originals:
             lib.set_num_threads(min(n, original))
         _applied = n
+
+
+def unlimited() -> bool:
+    """Whether BLAS runs at its own count with no tconv call limiting it: a call allowed
+    :data:`CPUS` threads then has nothing to set (:func:`tconv.engine.fast._run`'s single job, one
+    call at a time, skips :class:`blas_limit`: ~3 us of a ~50 us small call)."""
+    return not _wanted and get_num_threads() >= CPUS
 
 
 class blas_limit:
