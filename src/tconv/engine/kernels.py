@@ -375,12 +375,21 @@ def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf, 
     B0, B1 = B[0], B[1]
     K = Cs * T0 * T1 * T2
     S = s0 * s1 * s2
+    # per block row: its sample and block coordinates, divided out once per tile (not per tap and
+    # row: on a small layer the divisions took most of the kernel's time)
+    rows_n = np.empty((tiles[:, 2] - tiles[:, 1]).max() if tiles.shape[0] else 0, np.int64)
+    rows_m0 = np.empty_like(rows_n)
+    rows_m1 = np.empty_like(rows_n)
     for ti in range(tiles.shape[0]):
         g, r0, r1, a0, a1 = tiles[ti, 0], tiles[ti, 1], tiles[ti, 2], tiles[ti, 3], tiles[ti, 4]
         W = a1 - a0
         M = (r1 - r0) * W
         P = pbuf[: K * M].reshape((K, M))
         R = rbuf[: Cl * S * M].reshape((Cl * S, M))
+        for r in range(r0, r1):
+            rows_n[r - r0] = r // (B0 * B1)
+            rows_m0[r - r0] = mlo[0] + (r // B1) % B0
+            rows_m1[r - r0] = mlo[1] + r % B1
         for c in range(Cs):
             for u0 in range(T0):
                 for u1 in range(T1):
@@ -390,10 +399,10 @@ def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf, 
                         first = mlo[2] + a0 - u2
                         lo = max(0, -first)
                         hi = min(W, n2 - first)
-                        for r in range(r0, r1):
-                            dst = row[(r - r0) * W : (r - r0 + 1) * W]
-                            i0 = mlo[0] + (r // B1) % B0 - u0
-                            i1 = mlo[1] + r % B1 - u1
+                        for rr in range(r1 - r0):
+                            dst = row[rr * W : (rr + 1) * W]
+                            i0 = rows_m0[rr] - u0
+                            i1 = rows_m1[rr] - u1
                             if i0 < 0 or i0 >= n0 or i1 < 0 or i1 >= n1 or hi <= lo:
                                 dst[:] = 0
                                 continue
@@ -401,17 +410,15 @@ def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf, 
                             dst[hi:] = 0
                             # slices from index 0: numba knows the indices are in range and
                             # vectorizes
-                            src = x[r // (B0 * B1), g * Cs + c, i0, i1, first + lo : first + hi]
+                            src = x[rows_n[rr], g * Cs + c, i0, i1, first + lo : first + hi]
                             part = dst[lo:hi]
                             for i in range(hi - lo):
                                 part[i] = src[i]
         if runs:
             Rt = rbuf[: M * Cl * S].reshape((M, Cl * S))
             np.dot(P.T, wp[g].T, Rt)
-            for r in range(r0, r1):
-                n = r // (B0 * B1)
-                m0 = mlo[0] + (r // B1) % B0
-                m1 = mlo[1] + r % B1
+            for rr in range(r1 - r0):
+                n, m0, m1 = rows_n[rr], rows_m0[rr], rows_m1[rr]
                 for o in range(Cl):
                     add = bias[g * Cl + o]
                     for q0 in range(s0):
@@ -430,7 +437,7 @@ def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf, 
                                 hi = min(s2, L2 - j2)
                                 if hi <= lo:
                                     continue
-                                src = Rt[(r - r0) * W + a, base + lo : base + hi]
+                                src = Rt[rr * W + a, base + lo : base + hi]
                                 dst = row[j2 + lo : j2 + hi]
                                 for i in range(hi - lo):
                                     dst[i] = src[i] + add
@@ -450,15 +457,15 @@ def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf, 
                         hi = min(W, (L2 - 1 - j2_first) // s2 + 1) if L2 - 1 - j2_first >= 0 else 0
                         if hi <= lo:
                             continue
-                        for r in range(r0, r1):
-                            j0 = (mlo[0] + (r // B1) % B0) * s0 + q0 - p[0]
-                            j1 = (mlo[1] + r % B1) * s1 + q1 - p[1]
+                        for rr in range(r1 - r0):
+                            j0 = rows_m0[rr] * s0 + q0 - p[0]
+                            j1 = rows_m1[rr] * s1 + q1 - p[1]
                             if j0 < 0 or j0 >= L0 or j1 < 0 or j1 >= L1:
                                 continue
                             start = j2_first + lo * s2
-                            dst = y[r // (B0 * B1), g * Cl + o, j0, j1,
+                            dst = y[rows_n[rr], g * Cl + o, j0, j1,
                                     start : start + (hi - lo - 1) * s2 + 1 : s2]
-                            src = src_row[(r - r0) * W + lo : (r - r0) * W + hi]
+                            src = src_row[rr * W + lo : rr * W + hi]
                             for i in range(hi - lo):
                                 dst[i] = src[i] + add
 

@@ -140,7 +140,8 @@ class WeightCache:
             self.clear()
         elif self._forms:
             regions, expected = tuple(self._sums), tuple(self._sums.values())
-            if defer and sum(kept_taps(w, r).nbytes for r in regions) >= DEFERRED_CHECK_BYTES:
+            if defer and w.nbytes >= DEFERRED_CHECK_BYTES and sum(
+                    kept_taps(w, r).nbytes for r in regions) >= DEFERRED_CHECK_BYTES:
                 self._pending = (_checker().submit(_checksums, w, regions), expected, w)
             elif _checksums(w, regions) != expected:
                 self.clear()
@@ -186,6 +187,8 @@ def kept_taps(w: np.ndarray, taps: Hashable) -> np.ndarray:
 
 
 def _checksums(w: np.ndarray, regions: tuple) -> tuple:
+    if len(regions) == 1:  # the usual case, without a generator (a small call's microseconds)
+        return (_checksum(kept_taps(w, regions[0])),)
     return tuple(_checksum(kept_taps(w, r)) for r in regions)
 
 
