@@ -300,14 +300,14 @@ def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
          cache: WeightCache | None = None, min_work: int | None = None) -> np.ndarray:
     """BLAS products of input pixels with the whole kernel, then compiled col2im (see the module).
 
-    The adding runs plane by plane (inner loop along the input's last dimension; with a last stride
-    above 1 gathered per phase, each pixel written once) or, for many output channels on short rows
-    or with a last stride of 1, channels-last (inner loop along the channels); a 1x1 input needs no
-    adding at all; where every output pixel meets exactly one tap (kernel == stride) each pixel is
-    written once, bias included. Channels-last multiplies the weight reordered taps-outer, one copy
-    per worker's channel range: kept in ``cache`` when given (:mod:`tconv.engine.packing`), made
-    for this call otherwise; the other paths use the weight as it is. Under ``min_work``
-    (:data:`PARALLEL_MIN_WORK`) multiply-adds the call runs as one job.
+    The adding runs plane by plane (inner loop along the input's last dimension; with a last
+    stride above 1 and kernel != stride gathered per phase, each pixel written once) or, for many
+    output channels on short rows or with a last stride of 1, channels-last (inner loop along the
+    channels); a 1x1 input needs no adding at all; where every output pixel meets exactly one tap
+    (kernel == stride) each pixel is written once, bias included. Channels-last multiplies the
+    weight reordered taps-outer, one copy per worker's channel range: kept in ``cache`` when given
+    (:mod:`tconv.engine.packing`), made for this call otherwise; the other paths use the weight as
+    it is. Under ``min_work`` (:data:`PARALLEL_MIN_WORK`) multiply-adds the call runs as one job.
     """
     Cl = spec.large_channels // spec.groups
     shortcut = single_product(spec)
@@ -412,7 +412,7 @@ def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, c
         if not mine:
             continue
         products = (hi - lo) * P_k * max(m * prod(sh) for _, m, _, sh, _ in mine)
-        phased = 0 if channels_last or s[2] == 1 else max(
+        phased = 0 if channels_last or assign or s[2] == 1 else max(
             (r[0][1] - r[0][0]) * (r[1][1] - r[1][0]) * s[2] * (sh[2] + (k[2] - 1) * d[2] // s[2] + 1)
             for _, _, _, sh, r in mine)
         scratch.append((mine, lo, hi, products, phased))
@@ -483,10 +483,13 @@ def _gemm(spec, x, w, b, channels_last, cache, min_work):
                     else:
                         np.matmul(wg[g].T, part.transpose(1, 0, 2, 3, 4).reshape(Cs, M),
                                   out=cols.reshape(width * P_k, M))
-                    if s[2] > 1:  # gathered per phase of the last dimension, written once
+                    # a last stride > 1 gathered per phase of the last dimension, written once;
+                    # with kernel == stride each pixel is written once anyway: plainly, one pass
+                    # (gathered, 3 passes: k2s2/k4s4 layers 1.03-1.28x as fast plainly)
+                    if s[2] > 1 and not assign:
                         kernels.col2im_phased(cols.reshape(width, *k, samples, *shape), y, first,
-                                              c_first, *offsets, *s, *d, *p, bias, assign,
-                                              *reach[0], *reach[1], *reach[2], phased)
+                                              c_first, *offsets, *s, *d, *p, *reach[0],
+                                              *reach[1], *reach[2], phased)
                     else:
                         kernels.col2im(cols.reshape(width, *k, samples, *shape), y, first, c_first,
                                        *offsets, *s, *d, *p, bias, assign)

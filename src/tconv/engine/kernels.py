@@ -86,17 +86,17 @@ def _col2im(cols, y, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0, p
                                     dst[i] += row[i]
 
 
-def _col2im_phased(cols, y, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0, p1, p2, bias,
-                   assign, j0_lo, j0_hi, j1_lo, j1_hi, j2_lo, j2_hi, acc):
+def _col2im_phased(cols, y, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0, p1, p2,
+                   j0_lo, j0_hi, j1_lo, j1_hi, j2_lo, j2_hi, acc):
     """:func:`_col2im` for a last stride ``s2 > 1``: each plane's sums are gathered per phase of the
     last dimension, where a tap's input row lands as one contiguous run (additions that vectorise,
     instead of read-modify-writes ``s2`` apart), then written into the plane once.
 
     ``acc``: scratch of at least ``J0*J1*s2*M2`` elements (``J*`` the visited output rows,
     ``M2 = n2 + (k2-1)*d2//s2 + 1``); its element ``[.., q, m]`` sums output ``j2 = (f2+m)*s2 + q - p2``.
-    Only output pixels in ``[j*_lo, j*_hi)`` are visited: this chunk reaches no other. With
-    ``assign`` (each visited pixel met by one tap of this chunk) they are written ``bias + sum``,
-    else the sums are added to ``y``.
+    Only output pixels in ``[j*_lo, j*_hi)`` are visited: this chunk reaches no other; the sums are
+    added to ``y``. (Where each pixel meets one tap, kernel == stride, :func:`_col2im` writes them
+    in one pass; here that would be three.)
     """
     Cl, k0, k1, k2, B, R0, R1, n2 = cols.shape
     L0, L1 = y.shape[2], y.shape[3]
@@ -131,7 +131,6 @@ def _col2im_phased(cols, y, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2
                             row = src[a0, a1]
                             for i in range(n2):
                                 dst[i] += row[i]
-        add = bias[c_first + o] if assign else 0.0
         for q in range(s2):
             # the visited pixels of phase q: j2 = (f2+m)*s2 + q - p2 in [j2_lo, j2_hi), 0 <= m < M2
             m_lo = max(0, -((q - p2 - j2_lo) // s2) - f2)
@@ -143,12 +142,8 @@ def _col2im_phased(cols, y, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2
                 for j1 in range(j1_lo, j1_hi):
                     dst = plane[j0, j1, first : first + (m_hi - m_lo - 1) * s2 + 1 : s2]
                     src = rows[j0 - j0_lo, j1 - j1_lo, q, m_lo:m_hi]
-                    if assign:
-                        for m in range(m_hi - m_lo):
-                            dst[m] = src[m] + add
-                    else:
-                        for m in range(m_hi - m_lo):
-                            dst[m] += src[m]
+                    for m in range(m_hi - m_lo):
+                        dst[m] += src[m]
 
 
 def _im2col(big, cols, n_first, c_first, f0, f1, f2, s0, s1, s2, d0, d1, d2, p0, p1, p2):
