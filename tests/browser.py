@@ -12,7 +12,7 @@ mouse and keyboard would, so the page's own listeners run; the page is read back
         state = b.state()               # the JSON in #state-json
 
 Also ``back()``/``forward()`` (the history buttons), ``key()``, ``select()``, ``set_viewport()``,
-``screenshot()``.
+``screenshot()``, and ``frames()``/``frame_eval()``/``frame_state()`` for pages inside iframes.
 Uses ``websocket-client`` (the ``test`` extra).
 """
 
@@ -137,10 +137,14 @@ class Browser:
                                             for a in params.get("args", [])))
         return message
 
-    def send(self, method: str, **params: Any) -> dict:
-        """One protocol command; its result (raises BrowserError on a protocol error)."""
+    def send(self, method: str, _session: str | None = None, **params: Any) -> dict:
+        """One protocol command (to the page, or to the target of an attached ``_session``); its
+        result (raises BrowserError on a protocol error)."""
         self._id += 1
-        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        message = {"id": self._id, "method": method, "params": params}
+        if _session is not None:
+            message["sessionId"] = _session
+        self.ws.send(json.dumps(message))
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             message = self._receive(deadline - time.monotonic())
@@ -216,6 +220,42 @@ class Browser:
             raise BrowserError(f"{expression[:200]}: "
                                f"{d.get('exception', {}).get('description') or d.get('text')}")
         return result["result"].get("value")
+
+    def frames(self) -> list[str]:
+        """The frame ids of the page's iframes, in document order."""
+        ids = []
+        for i in range(self.eval("document.querySelectorAll('iframe').length")):
+            element = self.send("Runtime.evaluate",
+                                expression=f"document.querySelectorAll('iframe')[{i}]")["result"]
+            ids.append(self.send("DOM.describeNode", objectId=element["objectId"])["node"]["frameId"])
+        return ids
+
+    def frame_eval(self, frame: str, expression: str) -> Any:
+        """``expression``'s value inside iframe ``frame``: in its own process when Chromium isolates
+        it (a sandboxed frame: attached as a target of its own), else in an isolated world of it (its
+        DOM, not its scripts' variables)."""
+        targets = self.send("Target.getTargets")["targetInfos"]
+        if any(t["targetId"] == frame and t["type"] == "iframe" for t in targets):
+            session = self.send("Target.attachToTarget", targetId=frame, flatten=True)["sessionId"]
+            result = self.send("Runtime.evaluate", _session=session, expression=expression,
+                               returnByValue=True, awaitPromise=True)
+        else:
+            context = self.send("Page.createIsolatedWorld", frameId=frame, worldName="tconv-tests")
+            result = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
+                               awaitPromise=True, contextId=context["executionContextId"])
+        if "exceptionDetails" in result:
+            d = result["exceptionDetails"]
+            raise BrowserError(f"{expression[:200]}: "
+                               f"{d.get('exception', {}).get('description') or d.get('text')}")
+        return result["result"].get("value")
+
+    def frame_state(self, frame: str) -> dict:
+        """A child frame's page state (its ``#state-json``)."""
+        self.settle()
+        text = self.frame_eval(frame, "(document.getElementById('state-json') || {}).textContent")
+        if not text:
+            raise BrowserError(f"frame {frame} wrote no #state-json")
+        return json.loads(text)
 
     def state(self) -> dict:
         """The page's state: the JSON in ``<pre id="state-json">``, once the page has settled."""

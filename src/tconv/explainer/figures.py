@@ -10,13 +10,12 @@ import numpy as np
 from .steps import Explanation
 
 
-def _plt():
-    import matplotlib
+def _figure(**kwargs):
+    """A figure of its own, not pyplot's: drawing one neither changes the caller's backend (a
+    notebook's inline plots) nor shows it a second time at the end of a notebook cell."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def _plane(a: np.ndarray) -> np.ndarray:
@@ -74,10 +73,10 @@ def _crop_box(e: Explanation):
 
 def figure(e: Explanation, max_steps: int = 8):
     """The views in one matplotlib figure."""
-    plt = _plt()
     steps = e.steps[:max_steps]
     cols = max(4, len(steps))
-    fig, axes = plt.subplots(3, cols, figsize=(2.4 * cols, 7.5))
+    fig = _figure(figsize=(2.4 * cols, 7.5))
+    axes = fig.subplots(3, cols)
     for ax in axes.ravel():
         ax.axis("off")
     top = [(e.input, "input x"), (e.weight, "kernel w"), (e.full, "full scatter (dashed: kept)"),
@@ -113,18 +112,25 @@ def save_figure(e: Explanation, path: str) -> None:
     """Write :func:`figure` to ``path`` (.png or .svg)."""
     if not str(path).lower().endswith((".png", ".svg")):
         raise ValueError(f"--save needs a .png or .svg file name, got {path!r}")
-    fig = figure(e)
-    fig.savefig(path, dpi=100)
-    _plt().close(fig)
+    figure(e).savefig(path, dpi=100)
+
+
+def png(e: Explanation) -> bytes:
+    """:func:`figure` as PNG bytes (a notebook's picture of an explanation)."""
+    import io
+
+    buf = io.BytesIO()
+    figure(e).savefig(buf, format="png", dpi=80)
+    return buf.getvalue()
 
 
 def save_gif(e: Explanation, path: str, max_steps: int = 64) -> None:
     """Animate the scatter steps (one frame per input element) to ``path``."""
-    plt = _plt()
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     steps = e.steps[:max_steps]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(7, 3.5))
+    fig = _figure(figsize=(7, 3.5))
+    left, right = fig.subplots(1, 2)
 
     def frame(k):
         left.clear()
@@ -140,4 +146,3 @@ def save_gif(e: Explanation, path: str, max_steps: int = 64) -> None:
 
     anim = FuncAnimation(fig, frame, frames=len(steps))
     anim.save(path, writer=PillowWriter(fps=1))
-    plt.close(fig)

@@ -29,6 +29,7 @@ Planning helpers: :func:`output_shape`, :func:`round_trip`, :func:`solve`, :func
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import product
 from math import prod
@@ -125,6 +126,22 @@ class Explanation:
     @property
     def rank(self) -> int:
         return self.weight.ndim - 2
+
+    # how a notebook shows it: the page, a picture, the text (see DISPLAYS)
+    def _repr_html_(self) -> str | None:
+        return DISPLAYS["text/html"](self) if "text/html" in DISPLAYS else None
+
+    def _repr_png_(self) -> bytes | None:
+        return DISPLAYS["image/png"](self) if "image/png" in DISPLAYS else None
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(DISPLAYS["text/plain"](self) if "text/plain" in DISPLAYS else repr(self))
+
+
+#: How a notebook shows an :class:`Explanation`, per MIME type: a function of it returning the
+#: data, or None when it cannot. Filled by :mod:`tconv.explainer.notebook` (imported with the
+#: package), which holds the renderers; the views' modules import this one, not the other way.
+DISPLAYS: dict[str, Callable[[Explanation], Any]] = {}
 
 
 def _as_problem(input: Any, weight: Any) -> tuple[np.ndarray, np.ndarray]:
