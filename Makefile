@@ -26,9 +26,14 @@ $(VENV)/.base: pyproject.toml $(LOCK)
 	$(COMPILE)
 	touch $@
 
-# torch is pinned (==2.13.0, the CPU build on the project's machines) in the `test` extra.
+# torch is pinned (==2.13.0, the CPU build on the project's machines) in the `test` extra. While pip
+# installs it (one core), numba compiles the engine's loops into its cache on the other
+# (tconv.engine.warm), so the test processes load them rather than each compiling them.
 $(VENV)/.test: $(VENV)/.base
-	$(PIP) -e '.[test]'
+	$(PY) -m tconv.engine.warm & warm=$$!; \
+	$(PIP) -e '.[test]'; installed=$$?; \
+	wait $$warm || echo "tconv.engine.warm failed: the tests compile the engine's loops as they go"; \
+	exit $$installed
 	$(COMPILE)
 	touch $@
 

@@ -1,0 +1,53 @@
+"""Compile the engine's loops into numba's on-disk cache ahead of use: ``python -m tconv.engine.warm``.
+
+numba compiles each loop of :mod:`tconv.engine.kernels` on its first call with each kind of
+argument, in each process, unless its cache holds it (``cache=True``: beside the module, or under
+``NUMBA_CACHE_DIR``): about 12 s for the loops a first session meets. ``make test`` runs this beside
+mypy, so that its test processes (and dask's worker processes) load the loops rather than each
+compiling them (the suite on two cores: 2:53 with an empty cache, 2:24 with a full one); an
+installation may run it once for the same reason.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+
+def warm() -> int:
+    """Run every engine algorithm, both directions and both float dtypes in every rank, and a layer
+    whose kernel is cut (the strided weight check), on tiny problems; the calls made."""
+    import tconv
+    from tconv.core.functional import conv_transpose_backward
+
+    calls = 0
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for rank in (1, 2, 3):
+            x = rng.standard_normal((2, 4, *(5,) * rank)).astype(dtype)
+            w = rng.standard_normal((4, 3, *(3,) * rank)).astype(dtype)
+            for algorithm in ("gemm", "direct", "phase", "subpixel"):
+                y = tconv.conv_transpose(x, w, None, 2, 1, algorithm=algorithm)
+                calls += 1
+            conv_transpose_backward(y, x, w, 2, 1)
+            tconv.conv(y, w, None, 2, 1)
+            calls += 2
+        layer = tconv.ConvTranspose2d(64, 32, 7, padding=3, rng=0, dtype=dtype)  # 2x2 inputs keep 3 taps
+        for _ in range(2):
+            layer(rng.standard_normal((1, 64, 2, 2)).astype(dtype))
+            calls += 1
+    return calls
+
+
+def main() -> int:
+    start = time.perf_counter()
+    calls = warm()
+    print(f"tconv.engine.warm: {calls} calls, {time.perf_counter() - start:.1f} s: numba's cache holds "
+          f"the engine's loops", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
