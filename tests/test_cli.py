@@ -494,3 +494,16 @@ def test_apply_refuses_a_group_without_a_component(zarr_input, capsys):
         cli.main(["apply", "--input", "x.zarr", "--weight", "w.npy", "--output", "y.zarr",
                   "--padding-mode", "mirror"])
     assert "--padding-mode: invalid choice: 'mirror'" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_the_command_quietly():
+    """``tconv solve ... | head``: the reader stops reading (here: before anything is written);
+    tconv ends without a traceback, with SIGPIPE's status."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "tconv.cli", "solve", "--input", "16", "--output", "32"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.stderr == "" and done.returncode == 141

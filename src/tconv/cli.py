@@ -7,6 +7,7 @@ belongs to (``tour`` and ``demo``: :mod:`tconv.explainer.tour`; ``explain``, ``s
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -367,6 +368,19 @@ def cmd_bench(args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``tconv`` command: its exit status (0 done, 1 a seed example not reproduced, 2 refused)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here rather than at the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # the reader stopped reading (tconv solve ... | head): end quietly, as shell tools do, with
+        # the status of a process ended by SIGPIPE; stdout goes nowhere, so the exit flush is silent
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = argparse.ArgumentParser(
         prog="tconv",
         description="Transposed convolution from first principles on NumPy.",
