@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,3 +50,18 @@ def test_the_readme_apply_examples_parse():
         with pytest.raises(SystemExit) as done:  # parsed, then --help
             cli.main([*line.split()[1:], "--help"])
         assert done.value.code == 0
+
+
+def test_every_python_block_runs_in_order_from_an_empty_folder(tmp_path):
+    """What a reader meets who copies the README's ```python blocks, top to bottom, into one session
+    in an empty folder (Keras on JAX, as the porting block sets it): none fails. The ```py blocks
+    (JAX and Flax, tests/test_bridges_*.py) and shell blocks are run where their sections are tested."""
+    text = README.read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 6
+    script = "\n".join(f"exec(compile({block!r}, 'README.md block {i}', 'exec'), namespace)"
+                       for i, block in enumerate(blocks))
+    done = subprocess.run([sys.executable, "-c", f"namespace = {{'__name__': '__main__'}}\n{script}\n"
+                           "print('all blocks ran')"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "KERAS_BACKEND": "jax"})
+    assert done.returncode == 0 and "all blocks ran" in done.stdout, done.stderr[-3000:]
