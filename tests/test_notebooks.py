@@ -1,0 +1,66 @@
+"""The tutorial notebooks (docs/notebooks/*.ipynb) run top to bottom in a real kernel (nbclient,
+ipykernel) with the package installed, with no error and no network, and the numbers they compute
+are PyTorch's: after a notebook has run, a cell the test adds prints its results as JSON, which are
+compared here with PyTorch computing the same layers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbclient
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from tconv.explainer.examples import EXAMPLES
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "docs" / "notebooks"
+
+
+def _torch_transposed(x, w, **params):
+    layer = torch.nn.ConvTranspose2d(w.shape[0], w.shape[1] * params.get("groups", 1), w.shape[2:],
+                                     bias=False, **params).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(np.asarray(w, np.float64)))
+        return layer(torch.from_numpy(np.asarray(x, np.float64))).numpy()
+
+
+def check_01(values: dict) -> None:
+    x, w, y = (np.array(values[k]) for k in ("x", "w", "y"))
+    np.testing.assert_allclose(y, _torch_transposed(x, w), atol=1e-12)
+    seed = next(ex for ex in EXAMPLES if ex.name == "ko-3ch-k4")  # the note's printed result
+    np.testing.assert_allclose(np.round(y, 4), seed.expected, atol=1e-9)
+    for params, shape in zip(values["settings"], values["shapes"]):
+        assert tuple(shape) == _torch_transposed(x, np.ones((1, 3, 4, 4)), **params).shape, params
+    xg, wg, yg = (np.array(values[k]) for k in ("xg", "wg", "yg"))
+    np.testing.assert_allclose(yg, _torch_transposed(xg, wg, groups=2), atol=1e-9)
+
+
+#: notebook file -> (the added cell that prints its results as JSON, the check of those results)
+CHECKS = {
+    "01-the-layer-and-its-parameters.ipynb": (
+        "import json; print(json.dumps(dict(x=x.tolist(), w=layer.weight.tolist(), y=y.tolist(), "
+        "settings=settings, shapes=shapes, xg=xg.tolist(), wg=grouped.weight.tolist(), yg=yg.tolist())))",
+        check_01),
+}
+
+
+def test_every_notebook_is_checked():
+    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_the_notebook_runs_and_computes_pytorch_s_numbers(name, tmp_path):
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")  # stored clean
+    dump, check = CHECKS[name]
+    nb.cells.append(nbformat.v4.new_code_cell(dump))
+    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    for cell in nb.cells:
+        errors = [o for o in cell.get("outputs", []) if o.output_type == "error"]
+        assert not errors, (cell.source, errors)
+    (printed,) = [o for o in nb.cells[-1].outputs if o.output_type == "stream"]
+    check(json.loads(printed.text))
