@@ -38,8 +38,31 @@ def check_01(values: dict) -> None:
     np.testing.assert_allclose(yg, _torch_transposed(xg, wg, groups=2), atol=1e-9)
 
 
+def check_02(values: dict) -> None:
+    from tconv.explainer.examples import D2L_MATRIX
+
+    F = torch.nn.functional
+    X, K = (torch.tensor(values[k]).reshape(1, 1, 2, 2) for k in ("X", "K"))
+    np.testing.assert_array_equal(values["basic"], F.conv_transpose2d(X, K)[0, 0].numpy())
+    np.testing.assert_array_equal(values["padded"], F.conv_transpose2d(X, K, padding=1).numpy())
+    np.testing.assert_array_equal(values["strided"], F.conv_transpose2d(X, K, stride=2).numpy())
+    conv = torch.nn.Conv2d(10, 20, 5, padding=2, stride=3)
+    back = torch.nn.ConvTranspose2d(20, 10, 5, padding=2, stride=3)
+    x = torch.zeros(1, 10, 16, 16)
+    assert tuple(values["conv_shape"]) == conv(x).shape and tuple(values["back_shape"]) == back(conv(x)).shape
+    np.testing.assert_array_equal(values["W"], D2L_MATRIX)  # the chapter's kernel2matrix
+    X3, K2 = torch.tensor(values["X3"]).reshape(1, 1, 3, 3), torch.tensor(values["K2"]).reshape(1, 1, 2, 2)
+    np.testing.assert_allclose(values["Y2"], F.conv2d(X3, K2)[0, 0].numpy())
+    np.testing.assert_allclose(values["Z"], F.conv_transpose2d(F.conv2d(X3, K2), K2)[0, 0].numpy())
+
+
 #: notebook file -> (the added cell that prints its results as JSON, the check of those results)
 CHECKS = {
+    "02-three-views-d2l.ipynb": (
+        "import json; print(json.dumps(dict(X=X.tolist(), K=K.tolist(), basic=basic.tolist(), "
+        "padded=padded.tolist(), strided=strided.tolist(), conv_shape=Yc.shape, back_shape=back.shape, "
+        "W=W.tolist(), X3=X3.tolist(), K2=K2.tolist(), Y2=Y2.tolist(), Z=Z.tolist())))",
+        check_02),
     "01-the-layer-and-its-parameters.ipynb": (
         "import json; print(json.dumps(dict(x=x.tolist(), w=layer.weight.tolist(), y=y.tolist(), "
         "settings=settings, shapes=shapes, xg=xg.tolist(), wg=grouped.weight.tolist(), yg=yg.tolist())))",
