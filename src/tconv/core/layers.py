@@ -299,13 +299,12 @@ class _ConvTransposeNd(ConvLayer):
             plan = entry[2]
             y = execute(name, plan, input, w, b, self._packed)
         else:  # check the call, run it, and remember how it runs (a bounded number of shapes)
-            for what, a in (("input", input), ("weight", self._weight), ("bias", self.bias)):
+            for what, a in (("input", input), ("weight", w), ("bias", b)):
                 if a is not None:
                     as_array(name, what, a)  # the dtype check of the general path
-            plan = prepare(name, input, self._weight, self.bias, self.stride, self.padding,
-                           self.output_padding, self.groups, self.dilation, None, self.padding_mode,
-                           "auto")
-            y = execute(name, plan, input, self._weight, self.bias, self._packed)
+            plan = prepare(name, input, w, b, self.stride, self.padding, self.output_padding,
+                           self.groups, self.dilation, None, self.padding_mode, "auto")
+            y = execute(name, plan, input, w, b, self._packed)
             if MEASURED_CHOICE:
                 plan = self._fastest(name, plan, input)
             if len(self._plans) >= PLANS_KEPT:

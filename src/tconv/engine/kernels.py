@@ -469,6 +469,7 @@ subpixel_tiles = numba.njit(nogil=True, cache=True)(_subpixel_tiles)
 
 
 _PRIME = np.uint64(0x100000001B3)
+_SEED = np.uint64(0x9E3779B97F4A7C15)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -476,10 +477,10 @@ def checksum(words):
     """A 64-bit checksum of ``words`` (uint64): four multiply-xor chains (``h = (h ^ v) * prime``),
     so that changing, moving or swapping any word changes it (up to 2**-64 collisions). Runs near
     memory speed: 3-4x faster than ``zlib.crc32`` (14 MB: 1.0 ms against 3.6 ms)."""
-    h0 = np.uint64(0x9E3779B97F4A7C15)
-    h1 = h0 ^ np.uint64(1)
-    h2 = h0 ^ np.uint64(2)
-    h3 = h0 ^ np.uint64(3)
+    h0 = _SEED
+    h1 = _SEED ^ np.uint64(1)
+    h2 = _SEED ^ np.uint64(2)
+    h3 = _SEED ^ np.uint64(3)
     n = words.size // 4 * 4
     for i in range(0, n, 4):
         h0 = (h0 ^ words[i]) * _PRIME
@@ -497,14 +498,14 @@ def checksum_strided(a):
     strides: a cut kernel's taps as they lie in the weight), the same multiply-xor chains as
     :func:`checksum`, four of them over neighbouring second-axis rows. Read in place: copying a
     view whose rows are a few taps long first cost ~7x as much."""
-    h = np.empty(4, np.uint64)
-    for c in range(4):
-        h[c] = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(c)
+    h0 = _SEED
+    h1 = _SEED ^ np.uint64(1)
+    h2 = _SEED ^ np.uint64(2)
+    h3 = _SEED ^ np.uint64(3)
     A, B, K0, K1, K2 = a.shape
     B4 = B // 4 * 4
     for i in range(A):
         for o in range(0, B4, 4):
-            h0, h1, h2, h3 = h[0], h[1], h[2], h[3]
             for t0 in range(K0):
                 for t1 in range(K1):
                     for t2 in range(K2):
@@ -512,12 +513,9 @@ def checksum_strided(a):
                         h1 = (h1 ^ np.uint64(a[i, o + 1, t0, t1, t2])) * _PRIME
                         h2 = (h2 ^ np.uint64(a[i, o + 2, t0, t1, t2])) * _PRIME
                         h3 = (h3 ^ np.uint64(a[i, o + 3, t0, t1, t2])) * _PRIME
-            h[0], h[1], h[2], h[3] = h0, h1, h2, h3
         for o in range(B4, B):
-            h0 = h[0]
             for t0 in range(K0):
                 for t1 in range(K1):
                     for t2 in range(K2):
                         h0 = (h0 ^ np.uint64(a[i, o, t0, t1, t2])) * _PRIME
-            h[0] = h0
-    return (((h[0] * _PRIME ^ h[1]) * _PRIME ^ h[2]) * _PRIME) ^ h[3]
+    return (((h0 * _PRIME ^ h1) * _PRIME ^ h2) * _PRIME) ^ h3

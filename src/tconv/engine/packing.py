@@ -51,11 +51,9 @@ def _checksum(w: np.ndarray) -> int:
         five = w.reshape(*w.shape[:2], *(1,) * (5 - w.ndim), *w.shape[2:])  # adds axes: a view
         return int(checksum_strided(five.view(np.uint32 if w.itemsize == 4 else np.uint64)))
     # an ndarray is a buffer; numpy's stubs say so (``__buffer__``) only for Python 3.12 and later
-    if w.nbytes < SMALL_WEIGHT_BYTES and w.flags.c_contiguous:  # ~1 us; compiled code costs 10
-        return zlib.crc32(cast("Buffer", w))
+    if w.nbytes < SMALL_WEIGHT_BYTES:  # ~1 us, where calling compiled code costs 10
+        return zlib.crc32(cast("Buffer", np.ascontiguousarray(w)))
     data = np.ascontiguousarray(w).reshape(-1).view(np.uint8)
-    if data.size < SMALL_WEIGHT_BYTES:
-        return zlib.crc32(memoryview(cast("Buffer", data)))
     if data.ctypes.data % 8:  # a view into another array: its words read from an aligned copy
         data = data.copy()
     whole = data.size // 8 * 8

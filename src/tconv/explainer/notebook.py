@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.spec import as_array
 from . import figures, page, text
 from .steps import DISPLAYS, Explanation, explain
 
@@ -53,9 +54,7 @@ def _layer_problem(layer: Any, shape: Any) -> tuple[np.ndarray, np.ndarray, dict
     weight = getattr(layer, "weight", None)
     if weight is None or not hasattr(layer, "stride"):
         raise TypeError(f"show: a layer must be a ConvTranspose1d/2d/3d (tconv's or PyTorch's), got {name}")
-    if hasattr(weight, "detach"):  # a torch tensor
-        weight = weight.detach().cpu().numpy()
-    w = np.asarray(weight, dtype=np.float64)
+    w = as_array("show", "weight", weight).astype(np.float64)  # a torch tensor too
     mode = getattr(layer, "padding_mode", "zeros")
     if mode != "zeros":
         raise ValueError(f"show: explanations are of padding_mode='zeros'; {name} has padding_mode={mode!r}")
