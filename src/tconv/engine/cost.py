@@ -25,10 +25,15 @@ measures and refits) with 2 threads on a 2-core AMD EPYC: ``gemm``, ``phase`` an
 they were the candidates (then held out by seed, the pick was within 3 % of the fastest on 58 of
 60), ``subpixel`` when it joined them (the times of all four, run as a layer runs them, its weight
 packed once, are in ``benchmarks/cost-model-times.json``; the three older fits rescaled to the new
-reference machine figures). On those times the model's pick is within 3 % of the fastest on 63 of
-74 and 1.04x slower than the fastest as a geometric mean (1.02x on the published suite, where
-fcn_up2 runs ``gemm`` 1.16x slower than ``subpixel``; worst 1.54x). Its misses are mostly
-``subpixel`` left out where it was faster (1-d layers of few channels, kernels 6 with stride 3).
+reference machine figures); ``subpixel`` refitted alone when its tiles' products moved to NumPy's
+BLAS (:mod:`tconv.engine.blas`) and stride 1 stopped padding the dilated kernel, on the four
+algorithms' times measured again (``cost_model.py measure --again gemm,phase,direct,subpixel``;
+refitting all four picked worse: 53 of 74 within 3 %). On those times the model's pick is within
+3 % of the fastest on 59 of 74 and 1.06x slower than the fastest as a geometric mean (1.01x on the
+published suite, worst 1.13x; worst overall 2.07x). Its misses are mostly ``gemm`` picked where
+``subpixel`` was 1.5-2.1x faster (kernels 4-6 with strides 2-4 and few channels), always with
+``subpixel`` estimated within 1.4x of the pick: a layer's first call times the candidates within
+2x (:func:`tconv.engine.algorithms.contenders`) and runs the faster.
 The last term, one call, is not fitted but measured: each algorithm's call on tiny layers (1x2x4x4
 to 1x8x8x8), the weight packed, 33-59 us for ``gemm``, ``direct`` and ``subpixel`` and 120-230 us
 for ``phase`` (fitted on layers of 0.02 GFLOP and up, it came out as 0.1-0.3 ms, and sent tiny
@@ -44,7 +49,7 @@ bandwidth, each measured once per process (about 0.1 s, on the first call the mo
 >>> spec = transposed_spec("doc", np.zeros((1, 64, 64, 64)), np.zeros((64, 1, 4, 4)), None, 2, 1,
 ...                        groups=64)
 >>> min(estimates(spec, MACHINE_REFERENCE), key=estimates(spec, MACHINE_REFERENCE).get)
-'direct'
+'subpixel'
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ MODEL: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "gemm": ((8, 16, 64, 2), (8.77e-12, 5.47e-11, 2.69e-10, 0.0, 4e-05)),
     "phase": ((4, 4, 256), (9.78e-12, 1.99e-10, 8.14e-10, 3.53e-05, 0.00015)),
     "direct": ((128,), (2.96e-11, 6.39e-10, 7.67e-07, 0.0, 5e-05)),
-    "subpixel": ((4, 16, 64), (1.42e-11, 0.0, 9.34e-10, 0.0, 3.5e-05)),
+    "subpixel": ((4, 4, 64), (1.22e-11, 1.61e-10, 4.23e-10, 0.0, 3.5e-05)),
 }
 
 

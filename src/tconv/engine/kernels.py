@@ -5,9 +5,8 @@ dimensions (size 1, kernel 1, stride 1, dilation 1, crop 0). Symbols as in
 :mod:`tconv.engine.algorithms`; ``p`` is the crop before (``spec.core_crop``), so small pixel ``i``
 and tap ``t`` meet large pixel ``j = i*s + t*d - p``.
 
-:func:`subpixel_tiles` calls BLAS itself (``np.dot`` in nopython mode: SciPy's BLAS, through
-``scipy.linalg.cython_blas``), a second library beside NumPy's that :mod:`tconv.engine.threads`
-limits alike.
+:func:`subpixel_tiles` calls BLAS itself, through the product function it is given
+(:func:`tconv.engine.blas.gemm`: NumPy's BLAS, which :mod:`tconv.engine.threads` limits).
 
 Every kernel is serial and releases the GIL: the engine's worker threads (:mod:`tconv.engine.fast`)
 run them side by side on shares that never write the same pixel. None is a numba ``parallel=True``
@@ -21,11 +20,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls, loaded now ...)
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
-from .threads import forget_blas
-
-forget_blas()  # ... so that tconv's thread limits (threadpoolctl) see it too
 
 @numba.njit(cache=True, inline="always")
 def _span(size_in, s, off, size_out):
@@ -346,26 +344,60 @@ phase_cols = numba.njit(nogil=True, cache=True)(_phase_cols)
 phase_cols_last = numba.njit(nogil=True, cache=True)(_phase_cols_last)
 
 
-def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf, runs):
+@intrinsic
+def gemm_call(typingctx, fn, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, like):
+    """``C = op(A) @ op(B)`` through the CBLAS product at address ``fn``
+    (:func:`tconv.engine.blas.gemm`), row-major, ``alpha`` 1, ``beta`` 0: ``ta``/``tb`` 111 or 112
+    (transpose), ``A``/``B``/``C`` addresses (``a.ctypes.data``), ``lda``/``ldb``/``ldc`` row
+    strides in elements, ``like`` any array of the product's dtype (float32: ``sgemm``, float64:
+    ``dgemm``)."""
+    sig = types.void(fn, ta, tb, M, N, K, A, lda, B, ldb, C, ldc, like)
+
+    def codegen(context, builder, signature, args):
+        i32, i64, byte_ptr = ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()
+        real = context.get_value_type(signature.args[-1].dtype)
+        fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, real, byte_ptr, i64,
+                                               byte_ptr, i64, real, byte_ptr, i64])
+
+        def value(i, kind):
+            v = context.cast(builder, args[i], signature.args[i], types.int64)
+            if kind == "ptr":
+                return builder.inttoptr(v, byte_ptr)
+            return builder.trunc(v, i32) if kind == "enum" else v
+
+        call = builder.inttoptr(value(0, "int"), fnty.as_pointer())
+        builder.call(call, [ir.Constant(i32, 101), value(1, "enum"), value(2, "enum"),
+                            value(3, "int"), value(4, "int"), value(5, "int"), ir.Constant(real, 1.0),
+                            value(6, "ptr"), value(7, "int"), value(8, "ptr"), value(9, "int"),
+                            ir.Constant(real, 0.0), value(10, "ptr"), value(11, "int")])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _subpixel_tiles(x, wp, bias, y, tiles, T, e, s, p, mlo, B, groups, pbuf, rbuf, runs, gemm):
     """The fused sub-pixel tiles (:mod:`tconv.engine.subpixel`): per tile, an im2col of the input
     it needs, one product, and each output pixel of the tile written once.
 
     x: ``(N, G*Cs, n0, n1, n2)``; wp: ``(G, Cl*S, Cs*T0*T1*T2)``, rows ``(o, q0, q1, q2)``, columns
     ``(c, u0, u1, u2)``; bias: ``(G*Cl,)``; y: ``(N, G*Cl, L0, L1, L2)``, written. Core pixel ``j``
     of phase ``q`` in block ``m`` (``j = m*s + q - p``) is ``sum over (c, u) of
-    wp[(o, q), (c, u)] * x[m - u]`` (zero outside ``x``). Blocks ``m`` run from ``mlo``, ``B`` per
-    dimension; the rows of the block grid are ``(n, m0, m1)`` flattened, its columns ``m2``. A
-    tile ``(g, r0, r1, a0, a1)`` is rows ``[r0, r1)``, columns ``[a0, a1)`` of group ``g``: tiles
-    never share an output pixel. ``pbuf``/``rbuf``: flat scratch for the largest tile's columns and
-    product. ``runs``: multiply transposed, ``cols.T @ wp.T`` (rows blocks, columns ``(o, q)``), so
-    that a block's ``s2`` phases along the last dimension are a contiguous run, written as one (for a
-    large last stride, where the other order writes each product row to pixels ``s2`` apart).
+    wp[(o, q), (c, u)] * x[m - u*e]`` (zero outside ``x``; ``e`` the taps' step per dimension).
+    Blocks ``m`` run from ``mlo``, ``B`` per dimension; the rows of the block grid are
+    ``(n, m0, m1)`` flattened, its columns ``m2``. A tile ``(g, r0, r1, a0, a1)`` is rows
+    ``[r0, r1)``, columns ``[a0, a1)`` of group ``g``: tiles never share an output pixel.
+    ``pbuf``/``rbuf``: flat scratch for the largest tile's columns and product. ``runs``: multiply
+    transposed, ``cols.T @ wp.T`` (rows blocks, columns ``(o, q)``), so that a block's ``s2`` phases
+    along the last dimension are a contiguous run, written as one (for a large last stride, where
+    the other order writes each product row to pixels ``s2`` apart).
+    ``gemm``: the product function's address (:func:`tconv.engine.blas.gemm`).
     """
     n0, n1, n2 = x.shape[2], x.shape[3], x.shape[4]
     L0, L1, L2 = y.shape[2], y.shape[3], y.shape[4]
     Cs = x.shape[1] // groups
     Cl = y.shape[1] // groups
     T0, T1, T2 = T[0], T[1], T[2]
+    e0, e1, e2 = e[0], e[1], e[2]
     s0, s1, s2 = s[0], s[1], s[2]
     B0, B1 = B[0], B[1]
     K = Cs * T0 * T1 * T2
@@ -390,14 +422,14 @@ def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf, 
                 for u1 in range(T1):
                     for u2 in range(T2):
                         row = P[((c * T0 + u0) * T1 + u1) * T2 + u2]
-                        # the input columns of this tap: i2 = mlo2 + a - u2 for a in [a0, a1)
-                        first = mlo[2] + a0 - u2
+                        # the input columns of this tap: i2 = mlo2 + a - u2*e2 for a in [a0, a1)
+                        first = mlo[2] + a0 - u2 * e2
                         lo = max(0, -first)
                         hi = min(W, n2 - first)
                         for rr in range(r1 - r0):
                             dst = row[rr * W : (rr + 1) * W]
-                            i0 = rows_m0[rr] - u0
-                            i1 = rows_m1[rr] - u1
+                            i0 = rows_m0[rr] - u0 * e0
+                            i1 = rows_m1[rr] - u1 * e1
                             if i0 < 0 or i0 >= n0 or i1 < 0 or i1 >= n1 or hi <= lo:
                                 dst[:] = 0
                                 continue
@@ -411,7 +443,8 @@ def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf, 
                                 part[i] = src[i]
         if runs:
             Rt = rbuf[: M * Cl * S].reshape((M, Cl * S))
-            np.dot(P.T, wp[g].T, Rt)
+            gemm_call(gemm, 112, 112, M, Cl * S, K, P.ctypes.data, M, wp[g].ctypes.data, K,
+                      Rt.ctypes.data, Cl * S, rbuf)
             for rr in range(r1 - r0):
                 n, m0, m1 = rows_n[rr], rows_m0[rr], rows_m1[rr]
                 for o in range(Cl):
@@ -437,7 +470,8 @@ def _subpixel_tiles(x, wp, bias, y, tiles, T, s, p, mlo, B, groups, pbuf, rbuf, 
                                 for i in range(hi - lo):
                                     dst[i] = src[i] + add
             continue
-        np.dot(wp[g], P, R)
+        gemm_call(gemm, 111, 111, Cl * S, M, K, wp[g].ctypes.data, K, P.ctypes.data, M,
+                  R.ctypes.data, M, rbuf)
         for o in range(Cl):
             add = bias[g * Cl + o]
             for q0 in range(s0):
@@ -519,3 +553,4 @@ def checksum_strided(a):
                     for t2 in range(K2):
                         h0 = (h0 ^ np.uint64(a[i, o, t0, t1, t2])) * _PRIME
     return (((h0 * _PRIME ^ h1) * _PRIME ^ h2) * _PRIME) ^ h3
+

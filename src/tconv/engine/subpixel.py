@@ -10,8 +10,10 @@ so every phase of a block reads the same ``Cs*prod(T)`` input values: one produc
 ``wp (Cl*S, Cs*prod(T)) @ cols (Cs*prod(T), blocks)`` gives all ``S = prod(s)`` phases of many
 blocks at once, then a depth-to-space puts each result in its place (Shi et al. 2016; XNNPACK's
 and oneDNN's subconvolutions). Where ``s`` divides ``k`` and ``d == 1`` nothing multiplied is a
-padding zero; otherwise the padded taps cost ``prod(T*s / (d*(k-1) + 1))`` times the multiply-adds,
-which :mod:`tconv.engine.cost` weighs.
+padding zero; nor at stride 1, where the layer is a convolution with the flipped kernel (an implicit
+GEMM) and the input is gathered ``d`` pixels apart per tap instead (:func:`tap_steps`); otherwise
+the padded taps cost ``prod(T*s / (d*(k-1) + 1))`` times the multiply-adds, which
+:mod:`tconv.engine.cost` weighs.
 
 Fused, in tiles: the block grid (rows ``(n, m0, m1)`` across samples, columns ``m2``) is cut into
 tiles of about :data:`TILE_BYTES` of columns and product, and a compiled function
@@ -32,7 +34,7 @@ from types import EllipsisType
 import numpy as np
 
 from ..core.spec import ConvSpec
-from . import fast
+from . import blas, fast
 from .fast import _run, finish, rank3, workspace
 from .packing import WeightCache, packed, packs_weight
 from .threads import get_num_threads
@@ -57,13 +59,25 @@ PARALLEL_MIN_WORK = 1 << 21
 
 
 def taps_per_phase(spec: ConvSpec) -> tuple[int, ...]:
-    """``T = d*(k-1)//s + 1`` per dimension: the padded kernel's taps per phase.
+    """``T = d*(k-1)//s + 1`` per dimension: the padded kernel's taps per phase; ``k`` where the
+    stride is 1 (there the gather steps ``d`` instead, :func:`tap_steps`: no padded tap).
 
     >>> from tconv.core.spec import transposed_spec
     >>> taps_per_phase(transposed_spec("doc", np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 4, 3)), None, 2))
     (2, 2)
+    >>> taps_per_phase(transposed_spec("doc", np.zeros((1, 1, 9)), np.zeros((1, 1, 3)), None,
+    ...                                dilation=2))
+    (3,)
     """
-    return tuple(d * (k - 1) // s + 1 for k, s, d in zip(spec.kernel, spec.stride, spec.dilation))
+    return tuple(k if s == 1 else d * (k - 1) // s + 1
+                 for k, s, d in zip(spec.kernel, spec.stride, spec.dilation))
+
+
+def tap_steps(spec: ConvSpec) -> tuple[int, ...]:
+    """Per dimension, how far apart (in blocks) the input pixels of neighbouring taps ``u`` lie:
+    ``d`` where the stride is 1 (a stride-1 layer is a convolution with the flipped, dilated kernel,
+    gathered without the zeros between its taps), else 1 (the dilation is in the padded kernel)."""
+    return tuple(d if s == 1 else 1 for s, d in zip(spec.stride, spec.dilation))
 
 
 def padded_macs(spec: ConvSpec) -> int:
@@ -90,8 +104,10 @@ def pack(spec: ConvSpec, w: np.ndarray) -> np.ndarray:
     Cs, Cl = spec.small_channels // G, spec.large_channels // G
     T, s = taps_per_phase(spec), spec.stride
     padded = np.zeros((G, Cs, Cl, *(t * si for t, si in zip(T, s))), spec.dtype)
+    # stride 1: tap t is column u = t (its dilation is in the gather's step, tap_steps)
     every_d: tuple[EllipsisType | slice, ...] = (
-        Ellipsis, *(slice(0, (k - 1) * d + 1, d) for k, d in zip(spec.kernel, spec.dilation)))
+        Ellipsis, *(slice(0, (k - 1) * d + 1, d) if si > 1 else slice(None)
+                    for k, si, d in zip(spec.kernel, s, spec.dilation)))
     padded[every_d] = w.reshape(G, Cs, Cl, *spec.kernel)
     split = padded.reshape(G, Cs, Cl, *(v for t, si in zip(T, s) for v in (t, si)))
     # (G, Cs, Cl, T0, s0, T1, s1, ...) -> (G, Cl, s0, s1, ..., Cs, T0, T1, ...)
@@ -161,7 +177,8 @@ def _made_plan(spec: ConvSpec, threads: int, tile_bytes: int, min_columns: int,
         M = int(((mine[:, 2] - mine[:, 1]) * (mine[:, 4] - mine[:, 3])).max())
         shares.append((mine, K * M, rows * M))
     geometry = tuple(np.array(v, np.int64)
-                     for v in (T3, g3["stride"], g3["crop"], (0,) * len(lead) + mlo, B3))
+                     for v in (T3, lead + tap_steps(spec), g3["stride"], g3["crop"],
+                               (0,) * len(lead) + mlo, B3))
     return Plan(("subpixel", spec.dtype.str, G, T3, g3["stride"], g3["dilation"]), g3["small"],
                 g3["core"], geometry, tuple(shares), np.zeros(spec.large_channels, spec.dtype))
 
@@ -177,6 +194,7 @@ def subpixel(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
     from . import kernels  # numba loads on the first call, not at import
 
     p = plan(spec)
+    multiply = blas.gemm(spec.dtype)
     wp = packed(cache, p.key, lambda: pack(spec, w))
     fuse = b is not None and spec.padding_mode == "zeros"
     bias = b if fuse and b is not None else p.no_bias
@@ -186,7 +204,7 @@ def subpixel(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
     def run(mine: np.ndarray, columns: int, product: int) -> None:
         buf = workspace(columns + product, spec.dtype)
         kernels.subpixel_tiles(x3, wp, bias, y, mine, *p.geometry, spec.groups, buf[:columns],
-                               buf[columns:], p.geometry[1][2] >= RUNS_MIN_STRIDE)
+                               buf[columns:], p.geometry[2][2] >= RUNS_MIN_STRIDE, multiply)
 
     # several shares: the workers, each one-thread BLAS; one (under PARALLEL_MIN_WORK multiply-adds
     # in all) runs here and leaves BLAS's count alone (setting it costs ~30 us a call)
