@@ -173,7 +173,7 @@ def _made_plan(spec: ConvSpec, threads: int, tile_bytes: int, min_columns: int,
     K, rows = Cs * prod(T3), Cl * prod(g3["stride"])
     shares = []
     for i in range(min(workers, len(todo))):
-        mine = todo[i::workers]
+        mine = np.ascontiguousarray(todo[i::workers])  # one layout: one compiled kernel
         M = int(((mine[:, 2] - mine[:, 1]) * (mine[:, 4] - mine[:, 3])).max())
         shares.append((mine, K * M, rows * M))
     geometry = tuple(np.array(v, np.int64)
@@ -197,7 +197,7 @@ def subpixel(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
     multiply = blas.gemm(spec.dtype)
     wp = packed(cache, p.key, lambda: pack(spec, w))
     fuse = b is not None and spec.padding_mode == "zeros"
-    bias = b if fuse and b is not None else p.no_bias
+    bias = np.ascontiguousarray(b) if fuse and b is not None else p.no_bias  # one kernel layout
     x3 = np.ascontiguousarray(x).reshape(x.shape[0], spec.small_channels, *p.small3)
     y = np.empty((x.shape[0], spec.large_channels, *p.core3), spec.dtype)
 
