@@ -56,8 +56,49 @@ def check_02(values: dict) -> None:
     np.testing.assert_allclose(values["Z"], F.conv_transpose2d(F.conv2d(X3, K2), K2)[0, 0].numpy())
 
 
+def check_03(values: dict) -> None:
+    F = torch.nn.functional
+    seeds = {ex.name: ex.expected for ex in EXAMPLES}
+    x, ones2, ones3 = torch.ones(1, 1, 4, 4), torch.ones(1, 1, 2, 2), torch.ones(1, 1, 3, 3)
+    for name, want, seed in [
+            ("conv_p1", F.conv2d(x, ones3, padding=1), "ko-conv-k3-p1"),
+            ("conv_p2", F.conv2d(x, ones3, padding=2), "ko-conv-k3-p2"),
+            ("k2_p0", F.conv_transpose2d(x, ones2), "ko-k2-p0"),
+            ("k2_p1", F.conv_transpose2d(x, ones2, padding=1), "ko-k2-p1"),
+            ("k3_p0", F.conv_transpose2d(x, ones3), "ko-k3-p0"),
+            ("k3_p2", F.conv_transpose2d(x, ones3, padding=2), "ko-k3-p2"),
+            ("k3_p2_s2", F.conv_transpose2d(x, ones3, stride=2, padding=2), "ko-k3-p2-s2")]:
+        np.testing.assert_array_equal(values[name], want.numpy(), err_msg=name)
+        np.testing.assert_array_equal(np.squeeze(values[name]), np.squeeze(seeds[seed]), err_msg=seed)
+    a, k = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]]), torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    for (s, p, op), seed in zip([(2, 1, 0), (3, 1, 0), (2, 0, 0), (2, 1, 1)],
+                                ["jp-s2-p1", "jp-s3-p1", "jp-s2-p0", "jp-s2-p1-op1"]):
+        want = F.conv_transpose2d(a, k, stride=s, padding=p, output_padding=op)[0, 0].numpy()
+        for table in ("hand", "ours"):
+            np.testing.assert_array_equal(values[table][f"s{s}_p{p}_op{op}"], want)
+        np.testing.assert_array_equal(want, np.squeeze(seeds[seed]))
+    np.testing.assert_array_equal(values["image"], [[1, 0, 2, 0], [0, 0, 0, 0], [3, 0, 4, 0], [0, 0, 0, 0]])
+    w = torch.ones(1, 1, 3, 3)
+    for n, small, back in values["rows"]:
+        conv = F.conv2d(torch.ones(1, 1, n, n), w, stride=2, padding=1)
+        assert small == conv.shape[2]
+        assert back == [F.conv_transpose2d(conv, w, stride=2, padding=1, output_padding=op).shape[2]
+                        for op in (0, 1)]
+    assert values["formula"] == [7, 8]
+    layer = torch.nn.ConvTranspose2d(1, 1, 3, stride=2, padding=1, bias=False)
+    assert tuple(values["sized"]) == layer(torch.ones(1, 1, 4, 4), output_size=(8, 8)).shape
+
+
 #: notebook file -> (the added cell that prints its results as JSON, the check of those results)
 CHECKS = {
+    "03-zero-insertion-and-output-padding.ipynb": (
+        "import json; L = lambda d: {n: v.tolist() for n, v in d.items()}; print(json.dumps(dict("
+        "conv_p1=conv_p1.tolist(), conv_p2=conv_p2.tolist(), k2_p0=k2_p0.tolist(), "
+        "k2_p1=k2_p1.tolist(), k3_p0=k3_p0.tolist(), k3_p2=k3_p2.tolist(), k3_p2_s2=k3_p2_s2.tolist(), "
+        "hand=L(hand), ours=L(ours), image=z.image[0].tolist(), rows=rows, "
+        "formula=[transposed_size(4, kernel=3, stride=2, pads=(1, 1), output_padding=op) for op in (0, 1)], "
+        "sized=sized.shape)))",
+        check_03),
     "02-three-views-d2l.ipynb": (
         "import json; print(json.dumps(dict(X=X.tolist(), K=K.tolist(), basic=basic.tolist(), "
         "padded=padded.tolist(), strided=strided.tolist(), conv_shape=Yc.shape, back_shape=back.shape, "
