@@ -461,3 +461,33 @@ def test_a_layer_keeps_the_forms_of_a_cut_kernel_apart(algorithm, monkeypatch):
         for a, want in zip((small, large), expected):
             np.testing.assert_allclose(layer(a), want, rtol=1e-10, atol=1e-10)
     assert len(layer._packed) >= 2
+
+
+@pytest.mark.parametrize("channels", [8, 512])  # rows of the last dimension; channels last
+def test_phase_cuts_a_sample_into_rows(channels, monkeypatch):
+    """``phase`` copies the input once and cuts one sample's columns into rows when a whole sample
+    would outweigh its step budget (before, a step held a whole sample's columns whatever their
+    size): with a budget of a quarter of input + output, peak memory during a call with the weight
+    packed (as a layer holds it), output included, stays under twice input + output (a whole
+    sample: 6.2x), with PyTorch's numbers."""
+    monkeypatch.setattr(phase, "PHASE_MIN_CHUNK_BYTES", 2**18)
+    import tracemalloc
+
+    from tconv.core.spec import transposed_spec
+    from tconv.engine.packing import WeightCache
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, channels, 283)).astype(np.float32)
+    w = rng.standard_normal((channels, 160, 7)).astype(np.float32)
+    spec = transposed_spec("t", x, w, None, 2, 6, 1, 1, 2)
+    cache = WeightCache()
+    cache.bind(w)
+    with tconv.num_threads(2):
+        phase.phase(spec, x, w, cache=cache)  # compiled, the weight packed
+        tracemalloc.start()
+        y = phase.phase(spec, x, w, cache=cache)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert peak < 2 * (x.nbytes + y.nbytes)
+    want = torch_conv_transpose(x, w, None, 2, 6, 1, 1, 2)
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-3)

@@ -35,9 +35,17 @@ from .packing import WeightCache, packed, packs_weight
 from .taps import dim_phases
 from .threads import get_num_threads
 
-#: The columns of one step (a chunk of samples, one phase, one group) take at most about this many
-#: bytes.
+#: The columns and product of one step (a chunk of samples or of one sample's rows, one phase, one
+#: group) take at most about this many bytes (a sample larger than that is cut into rows: before,
+#: a step held a whole sample's columns, whatever their size) ...
 PHASE_CHUNK_BYTES = 16 * 2**20
+
+#: ... and, from this many bytes up, at most the input's and output's bytes over twice the workers,
+#: so that the steps running at once hold less than input + output beside the output. Not lower:
+#: thinner steps make thinner products (a 512-channel 1-d layer, 283 pixels: 5.3 ms and 6.2x its
+#: input + output in columns with whole samples; 7.6 ms and 1.8x at a 256 KiB floor, 5.1 ms and
+#: 5.5x at this one).
+PHASE_MIN_CHUNK_BYTES = 4 * 2**20
 
 #: From this many input channels per group the im2col copies runs of channels (the input moved to
 #: channels-last once); below it, runs along the input's last dimension. A first rule from loaded
@@ -71,24 +79,30 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
         reach = [(base - u, base - u + count) for _, count, base, taps in phases for _, u in taps]
         pads.append((max([0] + [-lo for lo, _ in reach]), max([0] + [hi - n for _, hi in reach])))
     xg = x.reshape(N, G, Cs, *spec.small)
-    if any(lo or hi for lo, hi in pads):
-        xp = np.zeros((N, G, Cs, *(n + lo + hi for n, (lo, hi) in zip(spec.small, pads))), spec.dtype)
-        inner: tuple[EllipsisType | slice, ...] = (
-            Ellipsis, *(slice(lo, lo + n) for n, (lo, _) in zip(spec.small, pads)))
-        xp[inner] = xg
-    else:
-        xp = np.ascontiguousarray(xg)
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(spec.small, pads))
+    inner = tuple(slice(lo, lo + n) for n, (lo, _) in zip(spec.small, pads))
     lead = (1,) * (3 - rank)  # kernels take three spatial dimensions
     channels_last = Cs >= CHANNELS_LAST_MIN
+    # the input copied once, padded and in the kernels' layout (before: padded, then moved
+    # channels-last, two copies)
     if channels_last:  # one contiguous block per group: each im2col copy is a run of Cs channels
-        x3 = np.ascontiguousarray(np.moveaxis(xp, 2, -1).swapaxes(0, 1))  # (G, N, *padded, Cs)
-        x3 = x3.reshape(G, N, *lead, *x3.shape[2:])
+        x3 = np.zeros((G, N, *padded, Cs), spec.dtype)  # (G, N, *padded, Cs)
+        x3[(slice(None), slice(None), *inner)] = np.moveaxis(xg, 2, -1).swapaxes(0, 1)
+        x3 = x3.reshape(G, N, *lead, *padded, Cs)
     else:  # rows of the input's last dimension
-        x3 = np.ascontiguousarray(xp).reshape(N, G * Cs, *lead, *xp.shape[3:])
+        if padded != tuple(spec.small):
+            xp = np.zeros((N, G, Cs, *padded), spec.dtype)
+            interior: tuple[EllipsisType | slice, ...] = (Ellipsis, *inner)
+            xp[interior] = xg
+        else:
+            xp = np.ascontiguousarray(xg)
+        x3 = xp.reshape(N, G * Cs, *lead, *padded)
     wg = w.reshape(G, Cs, Cl, *spec.kernel)
     fuse = b is not None and spec.padding_mode == "zeros"
     bias = b.reshape(G, Cl).astype(spec.dtype, copy=False) if fuse and b is not None else None
     core = np.empty((N, G, Cl, *spec.core_size), spec.dtype)
+    budget = min(PHASE_CHUNK_BYTES, max(PHASE_MIN_CHUNK_BYTES,
+                                        (x.nbytes + core.nbytes) // (2 * get_num_threads())))
     steps = []  # (view, counts, w_q, shifts, starts, n0, n1, g): each writes its own pixels
     for combo in product(*per_dim):
         firsts, counts, bases, taps = zip(*combo)
@@ -105,9 +119,19 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
         shifts = np.array([(0,) * len(lead) + tuple(u for _, u in tap) for tap in product(*taps)],
                           dtype=np.int64)
         starts = (0,) * len(lead) + tuple(lo + base for (lo, _), base in zip(pads, bases))
-        step = max(1, PHASE_CHUNK_BYTES // max(1, Cs * T * prod(counts) * spec.dtype.itemsize))
-        steps += [(view, counts, w_q, shifts, starts, n0, min(N, n0 + step), g)
-                  for n0 in range(0, N, step) for g in range(G)]
+        # a step's columns and product: samples while whole ones fit the budget, else rows of
+        # the phase's first dimension (input rows advance one per phase row)
+        pixel = (Cs * T + Cl) * spec.dtype.itemsize
+        step = max(1, budget // max(1, pixel * prod(counts)))
+        rows = counts[0] if step > 1 else max(1, budget // max(1, pixel * prod(counts[1:])))
+        first = len(lead)
+        for r0 in range(0, counts[0], rows):
+            r1 = min(counts[0], r0 + rows)
+            part = (slice(view[0].start + spec.stride[0] * r0,
+                          view[0].start + spec.stride[0] * (r1 - 1) + 1, spec.stride[0]), *view[1:])
+            at = starts[:first] + (starts[first] + r0,) + starts[first + 1:]
+            steps += [(part, (r1 - r0, *counts[1:]), w_q, shifts, at, n0, min(N, n0 + step), g)
+                      for n0 in range(0, N, step) for g in range(G)]
 
     def run(mine):
         for view, counts, w_q, shifts, starts, n0, n1, g in mine:
