@@ -89,8 +89,48 @@ def check_03(values: dict) -> None:
     assert tuple(values["sized"]) == layer(torch.ones(1, 1, 4, 4), output_size=(8, 8)).shape
 
 
+def check_04(values: dict) -> None:
+    F = torch.nn.functional
+    ones = torch.ones
+    np.testing.assert_array_equal(values["k3s2"], F.conv_transpose2d(ones(1, 1, 4, 4), ones(1, 1, 3, 3),
+                                                                    stride=2, padding=2).numpy())
+    np.testing.assert_array_equal(values["k4s2"], F.conv_transpose2d(ones(1, 1, 8, 8), ones(1, 1, 4, 4),
+                                                                    stride=2, padding=1).numpy())
+    np.testing.assert_array_equal(values["dilated"], F.conv_transpose1d(ones(1, 1, 6), ones(1, 1, 3),
+                                                                       stride=2, dilation=2).numpy())
+    for name, (counts, even) in values["counts"].items():
+        k, s, d = (int(v[1:]) for v in name.split())
+        # ones through ones: each output pixel counts the taps that reach it; pixel j = 10*s + r lies
+        # in the interior (every input pixel it could come from exists), r its position modulo s
+        y = F.conv_transpose1d(ones(1, 1, 40), ones(1, 1, k), stride=s, dilation=d)[0, 0].numpy()
+        assert counts == [int(y[10 * s + r]) for r in range(s)], name
+        assert even == (len(set(y[10 * s: 30 * s].tolist())) == 1), name
+    for key in ("w3", "w4"):
+        w = torch.tensor(values[key], dtype=torch.float64)
+        flat = F.conv_transpose2d(ones(1, 1, 16, 16, dtype=w.dtype), w, stride=2, padding=1)[0, 0, 4:-4, 4:-4]
+        want = [[flat[i::2, j::2].mean().item() for j in range(2)] for i in range(2)]
+        np.testing.assert_allclose(values["means_" + key], want, rtol=1e-12)
+    assert len(values["options"]) == 10
+    for kernel, stride, padding, output_padding, dilation, even in values["options"]:
+        layer = torch.nn.ConvTranspose1d(1, 1, kernel, stride, padding, output_padding, dilation=dilation,
+                                         bias=False)
+        assert layer(ones(1, 1, 16)).shape[2] == 32
+        y = F.conv_transpose1d(ones(1, 1, 40), ones(1, 1, kernel), stride=stride, dilation=dilation)[0, 0]
+        assert even == (len(set(y[10 * stride: 30 * stride].tolist())) == 1)
+    assert [o[-1] for o in values["options"]][:3] == [True] * 3 and sum(o[-1] for o in values["options"]) == 3
+    up = ones(1, 1, 8, 8)
+    np.testing.assert_array_equal(values["resized"], F.conv2d(up, ones(1, 1, 3, 3), padding=1).numpy())
+
+
 #: notebook file -> (the added cell that prints its results as JSON, the check of those results)
 CHECKS = {
+    "04-checkerboard-artifacts.ipynb": (
+        "import json, dataclasses; print(json.dumps(dict(k3s2=k3s2.tolist(), k4s2=k4s2.tolist(), "
+        "dilated=dilated.tolist(), counts={n: (list(o.counts), o.even) for n, o in counts.items()}, "
+        "w3=w3.tolist(), w4=w4.tolist(), means_w3=phase_means(w3).tolist(), "
+        "means_w4=phase_means(w4).tolist(), options=[dataclasses.astuple(o) for o in options], "
+        "resized=resized.tolist())))",
+        check_04),
     "03-zero-insertion-and-output-padding.ipynb": (
         "import json; L = lambda d: {n: v.tolist() for n, v in d.items()}; print(json.dumps(dict("
         "conv_p1=conv_p1.tolist(), conv_p2=conv_p2.tolist(), k2_p0=k2_p0.tolist(), "
