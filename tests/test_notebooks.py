@@ -122,8 +122,32 @@ def check_04(values: dict) -> None:
     np.testing.assert_array_equal(values["resized"], F.conv2d(up, ones(1, 1, 3, 3), padding=1).numpy())
 
 
+def check_05(values: dict) -> None:
+    from oracle import torch_transposed_mode
+
+    # the Keras layer by PyTorch: data and kernel moved by hand, "same" at stride 2 and kernel 4 is
+    # padding 1 on both sides
+    x = torch.tensor(values["x"]).permute(0, 3, 1, 2)
+    kernel = torch.tensor(values["kernel"]).permute(3, 2, 0, 1)
+    want = torch.nn.functional.conv_transpose2d(x, kernel, torch.tensor(values["bias"]), stride=2,
+                                                padding=1).permute(0, 2, 3, 1).numpy()
+    for name in ("y_keras", "y_torch", "y_onnx", "y_jax", "y_tconv"):
+        np.testing.assert_allclose(values[name], want, rtol=1e-4, atol=1e-4, err_msg=name)
+    xs, ws = np.array(values["xs"]), np.array(values["ws"])
+    for mode, y in values["modes"].items():
+        np.testing.assert_allclose(y, torch_transposed_mode(xs, ws, (1, 1), ((1, 1), (1, 1)), (1, 1), 1,
+                                                            mode, (6, 6)), rtol=1e-10, atol=1e-10)
+    assert values["periodic"] == [1, 2, 12, 12]
+
+
 #: notebook file -> (the added cell that prints its results as JSON, the check of those results)
 CHECKS = {
+    "05-porting-and-padding-modes.ipynb": (
+        "import json; print(json.dumps(dict(x=x.tolist(), kernel=kernel.tolist(), bias=bias.tolist(), "
+        "y_keras=y_keras.tolist(), y_torch=y_torch.tolist(), y_onnx=y_onnx.tolist(), y_jax=y_jax.tolist(), "
+        "y_tconv=y_tconv.tolist(), xs=xs.tolist(), ws=ws.tolist(), "
+        "modes={m: v.tolist() for m, v in modes.items()}, periodic=periodic.shape)))",
+        check_05),
     "04-checkerboard-artifacts.ipynb": (
         "import json, dataclasses; print(json.dumps(dict(k3s2=k3s2.tolist(), k4s2=k4s2.tolist(), "
         "dilated=dilated.tolist(), counts={n: (list(o.counts), o.even) for n, o in counts.items()}, "
