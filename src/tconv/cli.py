@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import __version__
+from .explainer.words import LANGS
 
 
 def parse_matrix(text: str) -> np.ndarray:
@@ -146,7 +147,7 @@ def cmd_explain(args) -> int:
         _filled(_ints(o["--input-size"]), args.values) if args.input_size else default)
     w = args.kernel if args.kernel is not None else (
         _filled(_ints(o["--kernel-size"]), args.kernel_values) if args.kernel_size else default)
-    e = explain(x, w, *_geometry_of(o))
+    e = explain(x, w, *_geometry_of(o), lang=args.lang)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     views = tuple(v.strip() for v in args.views.split(","))
     sys.stdout.write(render(e, views=views, color=color, max_steps=args.max_steps))
@@ -477,6 +478,8 @@ def _main(argv: Sequence[str] | None) -> int:
     ex.add_argument("--kernel-size", type=parse_size, help="or a size, e.g. 3x3 (or 3: for every dimension)")
     ex.add_argument("--kernel-values", choices=["range", "ones"], default="range")
     _geometry(ex)
+    ex.add_argument("--lang", choices=LANGS, default="en",
+                    help="the words of the text: English, Korean or Japanese (the numbers are the same)")
     ex.add_argument("--views", default="scatter,zero,matrix", help="which views to print")
     ex.add_argument("--max-steps", type=int, default=16, help="scatter steps to print")
     ex.add_argument("--color", choices=["auto", "always", "never"], default="auto")

@@ -41,6 +41,7 @@ from ..core.functional import conv_transpose
 from ..core.shapes import conv_size, effective_kernel, full_size, output_padding_limit, transposed_size
 from ..core.spec import ConvSpec, as_array, int_tuple, transposed_spec
 from ..engine import algorithms
+from .words import check_lang
 
 #: explain() shows the scatter steps one input element at a time up to this many elements.
 MAX_STEPS = 4096
@@ -122,6 +123,7 @@ class Explanation:
     pieces: np.ndarray  # (C_in, C_out, *out): each input channel's share of each output channel
     output: np.ndarray  # (C_out, *out) == conv_transpose(...)
     spec: ConvSpec = field(repr=False)
+    lang: str = "en"  # the words of its text (tconv.explainer.words.LANGS)
 
     @property
     def rank(self) -> int:
@@ -168,6 +170,8 @@ def explain(
     output_padding: int | tuple[int, ...] = 0,
     dilation: int | tuple[int, ...] = 1,
     groups: int = 1,
+    *,
+    lang: str = "en",
 ) -> Explanation:
     """Explain ``conv_transpose(input, weight, ...)`` step by step.
 
@@ -187,7 +191,11 @@ def explain(
     - ``matrix``: the convolution matrix ``W`` and ``y = W^T x`` (None, with ``matrix_note`` saying
       why, when ``W`` would have more than :data:`MAX_MATRIX_ENTRIES` entries);
     - ``pieces``: each (input channel, output channel) share; they sum to ``output``.
+
+    ``lang`` (``"en"``, ``"ko"`` or ``"ja"``): the language of its text
+    (:func:`tconv.explainer.text.render`); the numbers are the same in each.
     """
+    lang = check_lang("explain", lang)
     x, w = _as_problem(input, weight)
     rank = w.ndim - 2
     spec = transposed_spec("explain", x, w, None, stride, padding, output_padding, groups, dilation)
@@ -272,7 +280,7 @@ def explain(
         if not np.allclose(value, output, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(output).max()))):
             raise RuntimeError(f"explain: the {view} view disagrees with conv_transpose (a bug in tconv)")
     return Explanation(x, w, spec.stride, spec.pads, ops, spec.dilation, G, sizes, running, crop,
-                       tuple(steps), zero_insertion, matrix, note, pieces, output, spec)
+                       tuple(steps), zero_insertion, matrix, note, pieces, output, spec, lang)
 
 
 # --------------------------------------------------------------------------- planning helpers

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import textwrap
+from math import prod
 
 import numpy as np
 
-from .steps import Explanation
+from .steps import MAX_MATRIX_ENTRIES, Explanation
+from .words import check_lang, width, words
 
 WIDTH = 80
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -63,7 +65,12 @@ def grid(a: np.ndarray, mark: np.ndarray | None = None, dim: np.ndarray | None =
 
 
 def _visible(s: str) -> int:
-    return len(_ANSI.sub("", s))
+    """Terminal columns, without colour codes, a wide (CJK) character two."""
+    return width(_ANSI.sub("", s))
+
+
+def _pad(s: str, columns: int) -> str:
+    return s + " " * (columns - _visible(s))
 
 
 def side_by_side(blocks: list[tuple[str, list[str]]], width: int = WIDTH, gap: int = 4) -> list[str]:
@@ -74,20 +81,17 @@ def side_by_side(blocks: list[tuple[str, list[str]]], width: int = WIDTH, gap: i
     def flush():
         if not row:
             return
-        widths = [max([len(t)] + [_visible(s) for s in lines]) for t, lines in row]
+        widths = [max([_visible(t)] + [_visible(s) for s in lines]) for t, lines in row]
         height = max(len(lines) for _, lines in row)
-        out.append((" " * gap).join(t.ljust(w) for (t, _), w in zip(row, widths)).rstrip())
+        out.append((" " * gap).join(_pad(t, w) for (t, _), w in zip(row, widths)).rstrip())
         for k in range(height):
-            parts = []
-            for (_, lines), w in zip(row, widths):
-                s = lines[k] if k < len(lines) else ""
-                parts.append(s + " " * (w - _visible(s)))
+            parts = [_pad(lines[k] if k < len(lines) else "", w) for (_, lines), w in zip(row, widths)]
             out.append((" " * gap).join(parts).rstrip())
         row.clear()
 
     used = 0
     for title, lines in blocks:
-        w = max([len(title)] + [_visible(s) for s in lines])
+        w = max([_visible(title)] + [_visible(s) for s in lines])
         if row and used + gap + w > width:
             flush()
             used = 0
@@ -103,91 +107,113 @@ def _params(e: Explanation) -> str:
             f"dilation={e.dilation}, groups={e.groups}")
 
 
+#: A run of spaces, one wide (CJK) character, or a run of anything else: where lines may break.
+_TOKENS = re.compile(r" +|[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\uff00-\uffef]"
+                     r"|[^ \u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\uff00-\uffef]+")
+
+
+def _wrap(text: str) -> list[str]:
+    """``text`` in lines of at most :data:`WIDTH` terminal columns, indented by two: broken at
+    spaces, and between any two CJK characters (Japanese runs have no spaces)."""
+    lines = ["  "]
+    for token in _TOKENS.findall(text):
+        if token.startswith(" "):
+            if _visible(lines[-1]) + len(token) >= WIDTH:
+                lines.append("  ")
+            elif lines[-1].strip():
+                lines[-1] += token
+            continue
+        if lines[-1].strip() and _visible(lines[-1]) + _visible(token) > WIDTH:
+            lines.append("  ")
+        lines[-1] += token
+    return [line.rstrip() for line in lines]
+
+
 def render(e: Explanation, views: tuple[str, ...] = ("scatter", "zero", "matrix"),
-           color: bool = False, max_steps: int = 16) -> str:
-    """The whole explanation as text."""
+           color: bool = False, max_steps: int = 16, lang: str | None = None) -> str:
+    """The whole explanation as text, its words in ``lang`` (default: the explanation's own,
+    ``explain(..., lang=)``; ``"en"``, ``"ko"`` or ``"ja"``), the numbers the same in each."""
+    W = words(e.lang if lang is None else check_lang("render", lang))
     h = (lambda s: BOLD + s + RESET) if color else (lambda s: s)
     L = []
     C_in, C_out = e.input.shape[0], e.output.shape[0]
-    L.append(h(f"Transposed convolution, {e.rank}-d, {C_in} -> {C_out} channels"))
+    L.append(h(W["title"].format(rank=e.rank, c_in=C_in, c_out=C_out)))
     L += textwrap.wrap(_params(e), WIDTH, initial_indent="  ", subsequent_indent="  ")
     L.append("")
-    L.append(h("Output size, per dimension:"))
+    L.append(h(W["size"]))
     L.append("  out = (in-1)*stride - pad_before - pad_after + dilation*(kernel-1)")
     L.append("        + output_padding + 1")
     for i, f in enumerate(e.sizes):
-        L.append(f"  dim {i}: {f.text}")
+        L.append(f"  {W['dim'].format(i=i)}: {f.text}")
     L.append("")
-    blocks = [(f"input x {tuple(e.input.shape)}", grid(e.input, color=color)),
-              (f"kernel w {tuple(e.weight.shape)}", grid(e.weight, color=color))]
+    blocks = [(W["input"].format(shape=tuple(e.input.shape)), grid(e.input, color=color)),
+              (W["kernel"].format(shape=tuple(e.weight.shape)), grid(e.weight, color=color))]
     L += side_by_side(blocks)
     L.append("")
     if "scatter" in views:
-        L += _scatter(e, h, color, max_steps)
+        L += _scatter(e, W, h, color, max_steps)
     if "zero" in views:
-        L += _zero(e, h, color)
+        L += _zero(e, W, h, color)
     if "matrix" in views:
-        L += _matrix(e, h, color)
+        L += _matrix(e, W, h, color)
     if C_in > 1 or C_out > 1:
-        L.append(h("Channels: each input channel's share of each output channel (they add up):"))
+        L.append(h(W["channels"]))
         for c in range(C_in):
             blocks = [(f"x[{c}] -> y[{o}]", grid(e.pieces[c, o], color=color))
                       for o in range(C_out) if e.pieces[c, o].any() or e.groups == 1]
             L += side_by_side(blocks)
         L.append("")
-    L.append(h(f"Output y {tuple(e.output.shape)}  (= tconv.conv_transpose, every view agrees):"))
+    L.append(h(W["output"].format(shape=tuple(e.output.shape))))
     L += ["  " + s for s in grid(e.output, color=color)]
     return "\n".join(L) + "\n"
 
 
-def _scatter(e, h, color, max_steps) -> list[str]:
-    L = [h("Scatter view: each input element times the kernel, added into the output"),
-         h("at index*stride:")]
+def _scatter(e, W, h, color, max_steps) -> list[str]:
+    L = [h(line) for line in W["scatter"].split("\n")]
     steps = e.steps
     shown = steps if len(steps) <= max_steps else steps[: max_steps - 1] + (steps[-1],)
     for k, st in enumerate(shown):
         if len(steps) > max_steps and k == max_steps - 1:
-            L.append(f"  ... {len(steps) - max_steps} more steps ...")
+            L.append("  " + W["more"].format(n=len(steps) - max_steps))
         idx = ", ".join(map(str, st.index))
         mark = np.zeros(st.running.shape, bool)
         span = st.product.shape[1:]
         box = tuple(slice(o, o + s) for o, s in zip(st.origin, span))
         mark[(slice(st.out_channels[0], st.out_channels[1]), *box)] = True
-        title = f"x[{st.channel}][{idx}] = {_fmt(st.value)} at {st.origin}"
+        title = W["step"].format(c=st.channel, index=idx, value=_fmt(st.value), origin=st.origin)
         L += side_by_side([(title, grid(st.product, color=color)),
-                           ("running sum", grid(st.running, mark=mark, color=color))])
-    crop = ", ".join(f"{b} before / {a} after" if a >= 0 else f"{b} before / {-a} added after"
+                           (W["running"], grid(st.running, mark=mark, color=color))])
+    crop = ", ".join(W["crop_item"].format(b=b, a=a) if a >= 0 else W["crop_added"].format(b=b, a=-a)
                      for b, a in e.crop)
-    L += textwrap.wrap(f"Full output {tuple(e.full.shape)}; crop (padding, output_padding) per "
-                       f"dimension: {crop}", WIDTH, initial_indent="  ", subsequent_indent="  ")
+    L += _wrap(W["crop"].format(shape=tuple(e.full.shape), crop=crop))
     L.append("")
     return L
 
 
-def _zero(e, h, color) -> list[str]:
+def _zero(e, W, h, color) -> list[str]:
     z = e.zero_insertion
     border = ", ".join(f"{b} / {a}" for b, a in z.border)
-    L = [h("Zero-insertion view: stride-1 zeros between inputs, a border of"),
-         h("dilation*(k-1) - padding (negative: a crop), output_padding more at the end,"),
-         h("then correlate with the flipped kernel:"),
-         f"  border before / after per dimension: {border}"]
-    L += side_by_side([(f"processing image {tuple(z.image.shape)}",
+    L = [h(line) for line in W["zero"].split("\n")]
+    L.append("  " + W["border"].format(border=border))
+    L += side_by_side([(W["image"].format(shape=tuple(z.image.shape)),
                         grid(z.image, dim=~z.is_input, color=color)),
-                       ("flipped kernel", grid(z.flipped, color=color))])
-    L.append("  (. marks an inserted zero or the border)" if not color else "")
+                       (W["flipped"], grid(z.flipped, color=color))])
+    L.append("  " + W["dots"] if not color else "")
     return L
 
 
-def _matrix(e, h, color) -> list[str]:
-    L = [h("Matrix view: y = W^T x, W the matrix of the convolution that maps y back to x:")]
+def _matrix(e, W, h, color) -> list[str]:
+    L = [h(W["matrix"])]
+    spec = e.spec
+    rows, cols = spec.small_channels * prod(spec.small), spec.large_channels * prod(spec.large)
     if e.matrix is None:
-        L.append(f"  {e.matrix_note}")
-        return L + [""]
-    W = e.matrix.W
-    L += textwrap.wrap(e.matrix_note, WIDTH, initial_indent="  ", subsequent_indent="  ")
-    if W.shape[1] <= 24 and W.shape[0] <= 24:
-        L += side_by_side([(f"W {W.shape}", grid(W, color=color))])
-    for name, vec in (("x (flattened)", e.matrix.x), ("W^T x", e.matrix.y)):
+        return L + _wrap(W["matrix_big"].format(entries=rows * cols, rows=rows, cols=cols,
+                                                 limit=MAX_MATRIX_ENTRIES)) + [""]
+    M = e.matrix.W
+    L += _wrap(W["matrix_note"].format(rows=M.shape[0], cols=M.shape[1]))
+    if M.shape[1] <= 24 and M.shape[0] <= 24:
+        L += side_by_side([(f"W {M.shape}", grid(M, color=color))])
+    for name, vec in ((W["flat"], e.matrix.x), ("W^T x", e.matrix.y)):
         L += textwrap.wrap(f"{name}: " + " ".join(_fmt(v) for v in vec), WIDTH,
                            initial_indent="  ", subsequent_indent="    ")
     L.append("")
