@@ -41,7 +41,7 @@ from ..core.functional import conv_transpose
 from ..core.shapes import conv_size, effective_kernel, full_size, output_padding_limit, transposed_size
 from ..core.spec import ConvSpec, as_array, int_tuple, transposed_spec
 from ..engine import algorithms
-from .words import check_lang
+from .words import check_lang, words
 
 #: explain() shows the scatter steps one input element at a time up to this many elements.
 MAX_STEPS = 4096
@@ -251,16 +251,12 @@ def explain(
     zero_insertion = ZeroInsertion(dil, border, image, is_input.astype(bool), flipped, zi_out)
 
     # the matrix view
-    entries = spec.small_channels * prod(spec.small) * spec.large_channels * prod(spec.large)
-    if entries <= MAX_MATRIX_ENTRIES:
+    rows, cols = matrix_shape(spec)
+    matrix = None
+    if rows * cols <= MAX_MATRIX_ENTRIES:
         W = algorithms.conv_matrix(spec, w)
         matrix = MatrixView(W, x.ravel(), W.T @ x.ravel())
-        note = (f"W is the {W.shape[0]}x{W.shape[1]} matrix of the convolution that maps the output "
-                f"back to the input; the transposed convolution is y = W^T x")
-    else:
-        matrix = None
-        note = (f"W would have {entries} entries ({spec.small_channels * prod(spec.small)} x "
-                f"{spec.large_channels * prod(spec.large)}); shown up to {MAX_MATRIX_ENTRIES}")
+    note = matrix_note(spec)
 
     # each (input channel, output channel) share
     pieces = np.zeros((spec.small_channels, spec.large_channels, *spec.large))
@@ -281,6 +277,29 @@ def explain(
             raise RuntimeError(f"explain: the {view} view disagrees with conv_transpose (a bug in tconv)")
     return Explanation(x, w, spec.stride, spec.pads, ops, spec.dilation, G, sizes, running, crop,
                        tuple(steps), zero_insertion, matrix, note, pieces, output, spec, lang)
+
+
+def matrix_shape(spec: ConvSpec) -> tuple[int, int]:
+    """The convolution matrix ``W``'s shape: ``(C_in * prod(in), C_out * prod(out))``."""
+    return spec.small_channels * prod(spec.small), spec.large_channels * prod(spec.large)
+
+
+def matrix_note(spec: ConvSpec, lang: str = "en") -> str:
+    """What the matrix view says of ``W`` in ``lang``: its shape, or why it is not shown (more than
+    :data:`MAX_MATRIX_ENTRIES` entries).
+
+    >>> from tconv.core.spec import transposed_spec
+    >>> spec = transposed_spec("doc", np.zeros((1, 2, 2)), np.zeros((1, 1, 2, 2)), None, 2)
+    >>> matrix_note(spec).split(";")[0]
+    'W is the 4x16 matrix of the convolution that maps the output back to the input'
+    >>> matrix_note(spec, "ja").split("、")[0]
+    'W は出力を入力に戻す畳み込みの 4x16 行列で'
+    """
+    rows, cols = matrix_shape(spec)
+    if rows * cols <= MAX_MATRIX_ENTRIES:
+        return words(lang)["matrix_note"].format(rows=rows, cols=cols)
+    return words(lang)["matrix_big"].format(entries=rows * cols, rows=rows, cols=cols,
+                                            limit=MAX_MATRIX_ENTRIES)
 
 
 # --------------------------------------------------------------------------- planning helpers

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 import textwrap
-from math import prod
+from collections.abc import Iterator
 
 import numpy as np
 
-from .steps import MAX_MATRIX_ENTRIES, Explanation
+from .steps import Explanation, matrix_note
 from .words import check_lang, width, words
 
 WIDTH = 80
@@ -107,16 +107,27 @@ def _params(e: Explanation) -> str:
             f"dilation={e.dilation}, groups={e.groups}")
 
 
-#: A run of spaces, one wide (CJK) character, or a run of anything else: where lines may break.
-_TOKENS = re.compile(r" +|[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\uff00-\uffef]"
-                     r"|[^ \u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\uff00-\uffef]+")
+def _tokens(text: str) -> Iterator[str]:
+    """Where lines may break: runs of spaces, each wide (CJK) character, runs of anything else."""
+    for run in re.findall(r" +|[^ ]+", text):
+        narrow = ""
+        for ch in run:
+            if width(ch) == 2:
+                if narrow:
+                    yield narrow
+                narrow = ""
+                yield ch
+            else:
+                narrow += ch
+        if narrow:
+            yield narrow
 
 
 def _wrap(text: str) -> list[str]:
     """``text`` in lines of at most :data:`WIDTH` terminal columns, indented by two: broken at
     spaces, and between any two CJK characters (Japanese runs have no spaces)."""
     lines = ["  "]
-    for token in _TOKENS.findall(text):
+    for token in _tokens(text):
         if token.startswith(" "):
             if _visible(lines[-1]) + len(token) >= WIDTH:
                 lines.append("  ")
@@ -133,7 +144,8 @@ def render(e: Explanation, views: tuple[str, ...] = ("scatter", "zero", "matrix"
            color: bool = False, max_steps: int = 16, lang: str | None = None) -> str:
     """The whole explanation as text, its words in ``lang`` (default: the explanation's own,
     ``explain(..., lang=)``; ``"en"``, ``"ko"`` or ``"ja"``), the numbers the same in each."""
-    W = words(e.lang if lang is None else check_lang("render", lang))
+    lang = e.lang if lang is None else check_lang("render", lang)
+    W = words(lang)
     h = (lambda s: BOLD + s + RESET) if color else (lambda s: s)
     L = []
     C_in, C_out = e.input.shape[0], e.output.shape[0]
@@ -155,7 +167,7 @@ def render(e: Explanation, views: tuple[str, ...] = ("scatter", "zero", "matrix"
     if "zero" in views:
         L += _zero(e, W, h, color)
     if "matrix" in views:
-        L += _matrix(e, W, h, color)
+        L += _matrix(e, W, h, color, lang)
     if C_in > 1 or C_out > 1:
         L.append(h(W["channels"]))
         for c in range(C_in):
@@ -202,15 +214,11 @@ def _zero(e, W, h, color) -> list[str]:
     return L
 
 
-def _matrix(e, W, h, color) -> list[str]:
-    L = [h(W["matrix"])]
-    spec = e.spec
-    rows, cols = spec.small_channels * prod(spec.small), spec.large_channels * prod(spec.large)
+def _matrix(e, W, h, color, lang) -> list[str]:
+    L = [h(W["matrix"])] + _wrap(matrix_note(e.spec, lang))
     if e.matrix is None:
-        return L + _wrap(W["matrix_big"].format(entries=rows * cols, rows=rows, cols=cols,
-                                                 limit=MAX_MATRIX_ENTRIES)) + [""]
+        return L + [""]
     M = e.matrix.W
-    L += _wrap(W["matrix_note"].format(rows=M.shape[0], cols=M.shape[1]))
     if M.shape[1] <= 24 and M.shape[0] <= 24:
         L += side_by_side([(f"W {M.shape}", grid(M, color=color))])
     for name, vec in ((W["flat"], e.matrix.x), ("W^T x", e.matrix.y)):
