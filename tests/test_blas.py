@@ -31,7 +31,7 @@ def _address(fn):
 def test_numpys_own_library_is_found():
     """The lock's NumPy is a wheel whose OpenBLAS exports the 64-bit CBLAS product: that one is
     used, not the stand-in (whose products of a tile's shapes ran at 0.4-0.8x its rate)."""
-    files = blas.numpy_blas_files()
+    files = [info["filepath"] for info in blas.numpy_blas_infos()]
     assert files and all("numpy" in f for f in files)
     for dtype in (np.float32, np.float64):
         address = blas.gemm(dtype)

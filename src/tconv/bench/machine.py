@@ -92,14 +92,11 @@ def numpy_blas() -> dict:
     library reports none), ``threading`` and ``file``; all None when threadpoolctl finds none."""
     from threadpoolctl import threadpool_info
 
-    numpy_dir = Path(np.__file__).resolve().parent
+    from ..engine.blas import numpy_blas_infos
+
     blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
     # NumPy's own copy, not SciPy's or another package's, which a benchmark may have loaded too
-    # (wheels for Linux keep it in numpy.libs beside the package, for macOS in numpy/.dylibs)
-    paths = [Path(info.get("filepath") or "").resolve() for info in blas]
-    mine = [info for info, path in zip(blas, paths)
-            if path.parent.name == "numpy.libs" or numpy_dir in path.parents]
-    info = (mine or blas or [{}])[0]
+    info = (numpy_blas_infos(blas) or blas or [{}])[0]
     return {"library": info.get("internal_api"), "version": info.get("version"),
             "kernel": info.get("architecture"), "threading": info.get("threading_layer"),
             "file": info.get("filepath")}

@@ -25,8 +25,8 @@ array([[ 3.,  3.],
 from __future__ import annotations
 
 import ctypes
-import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,20 +48,25 @@ def _prototype(dtype: np.dtype) -> Any:
                             scalar, ptr, i64)
 
 
-def numpy_blas_files() -> list[str]:
-    """The BLAS libraries loaded in this process that came with NumPy (in its wheel's ``.libs``)."""
-    from threadpoolctl import threadpool_info
+def numpy_blas_infos(infos: list[dict] | None = None) -> list[dict]:
+    """threadpoolctl's descriptions of the BLAS libraries that came with NumPy, among ``infos``
+    (default: every BLAS loaded in this process): NumPy's own copy, not SciPy's or another
+    package's (wheels for Linux keep it in ``numpy.libs`` beside the package, for macOS in
+    ``numpy/.dylibs``)."""
+    if infos is None:
+        from threadpoolctl import threadpool_info
 
-    home = os.path.dirname(os.path.dirname(np.__file__))
-    return [info["filepath"] for info in threadpool_info()
-            if info.get("user_api") == "blas" and info["filepath"].startswith(home)
-            and "numpy" in os.path.basename(os.path.dirname(info["filepath"]))]
+        infos = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    numpy_dir = Path(np.__file__).resolve().parent
+    paths = [Path(info.get("filepath") or "").resolve() for info in infos]
+    return [info for info, path in zip(infos, paths)
+            if path.parent.name == "numpy.libs" or numpy_dir in path.parents]
 
 
 @lru_cache(maxsize=2)
 def _gemm(char: str) -> int:
-    for path in numpy_blas_files():
-        lib = ctypes.CDLL(path)
+    for info in numpy_blas_infos():
+        lib = ctypes.CDLL(info["filepath"])
         for name in SYMBOLS[char]:
             fn = getattr(lib, name, None)
             if fn is not None:

@@ -553,4 +553,3 @@ def checksum_strided(a):
                     for t2 in range(K2):
                         h0 = (h0 ^ np.uint64(a[i, o, t0, t1, t2])) * _PRIME
     return (((h0 * _PRIME ^ h1) * _PRIME ^ h2) * _PRIME) ^ h3
-

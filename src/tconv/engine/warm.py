@@ -2,10 +2,10 @@
 
 numba compiles each loop of :mod:`tconv.engine.kernels` on its first call with each kind of
 argument, in each process, unless its cache holds it (``cache=True``: beside the module, or under
-``NUMBA_CACHE_DIR``): about 12 s for the loops a first session meets. ``make test`` runs this beside
-mypy, so that its test processes (and dask's worker processes) load the loops rather than each
-compiling them (the suite on two cores: 2:53 with an empty cache, 2:24 with a full one); an
-installation may run it once for the same reason.
+``NUMBA_CACHE_DIR``): about 40 s for the 28 variants below. ``make test`` runs this while pip
+installs the test extra (~40 s), so that its test processes (and dask's worker processes) load the
+loops rather than each compiling them (the suite on two cores: 178 s with 16 variants cached, 156 s
+with these 28); an installation may run it once for the same reason.
 """
 
 from __future__ import annotations
