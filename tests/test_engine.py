@@ -249,6 +249,26 @@ def test_gemm_shared_splits_a_small_problem_and_matches_torch(shape, groups):
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_gemm_alone_runs_a_problem_just_above_the_threshold_as_one_job_and_matches_torch():
+    """``gemm_alone`` (a layer's contender from PARALLEL_MIN_WORK to ALONE_MAX_WORK) runs as one job
+    on BLAS's threads what ``gemm`` shares between two workers; the numbers are PyTorch's."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 256, 136)).astype(np.float32)
+    w = rng.standard_normal((256, 256, 2)).astype(np.float32)
+    b = rng.standard_normal(256).astype(np.float32)
+    spec = tconv.core.spec.transposed_spec("t", x, w, b, 2, 1, 1, 1, 2)
+    assert engine.PARALLEL_MIN_WORK <= algorithms.multiply_adds(spec) < algorithms.ALONE_MAX_WORK
+    with tconv.num_threads(2):
+        assert len(engine._gemm_plan(spec, 1, False, engine.PARALLEL_MIN_WORK)[2]) == 2
+        assert len(engine._gemm_plan(spec, 1, False, 1 << 62)[2]) == 1
+        assert algorithms.variants(spec, ("gemm",)) == (engine.gemm_alone,)
+        y = engine.gemm_alone(spec, x, w, b)
+    with tconv.num_threads(1):
+        assert algorithms.variants(spec, ("gemm",)) == ()
+    assert algorithms.variants(spec, ("phase",)) == ()
+    np.testing.assert_allclose(y, torch_conv_transpose(x, w, b, 2, 1, 1, 1, 2), rtol=1e-4, atol=1e-4)
+
+
 # --------------------------------------------------------------------------- odd layouts, real sizes
 # gemm and direct on the caller's arrays as they come: Fortran-ordered, strided, negative strides,
 # channels-last memory, read-only. The problems are large enough for the real paths (no patched
@@ -446,6 +466,26 @@ def test_taps_that_reach_only_cropped_pixels_are_skipped_and_change_nothing(rank
     for name in FAST:
         y = tconv.conv_transpose(x, w, b, s, p, op, groups, d, algorithm=name)
         np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+@pytest.mark.parametrize("batch, cut", [(1, False), (3, False), (64, True)])
+def test_a_one_pixel_input_in_a_small_batch_is_one_product_of_the_whole_kernel(batch, cut):
+    """A 1x1x1 input, kernel 3, stride 2, padding 1, output_padding 1 (a 2x2x2 output, the kernel
+    cropped at both ends): in a small batch one product with the weight as it lies, cropped
+    (algorithms.UNCUT_TAPS); in a large one the kernel is cut to the 8 taps that reach. PyTorch's
+    numbers either way, through the functional API and a layer."""
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch, 24, 1, 1, 1)).astype(np.float32)
+    layer = tconv.ConvTranspose3d(24, 16, 3, stride=2, padding=1, output_padding=1, rng=1)
+    spec = tconv.core.spec.transposed_spec("t", x, layer.weight, layer.bias, 2, 1, 1)
+    assert engine.single_product(spec) == "single_pixel"
+    assert (algorithms.trimmed(spec) is not None) == cut
+    expected = torch_conv_transpose(x, layer.weight, layer.bias, 2, 1, 1, 1, 1)
+    assert expected.shape == (batch, 16, 2, 2, 2)
+    y = tconv.conv_transpose(x, layer.weight, layer.bias, 2, 1, 1, algorithm="gemm")
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+    for _ in range(2):
+        np.testing.assert_allclose(layer(x), expected, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("algorithm", ["gemm", "phase", "subpixel"])

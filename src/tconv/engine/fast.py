@@ -280,14 +280,13 @@ def _split(chunks: list, channels: int, work: int, n: int | None = None,
 
 
 def single_product(spec: ConvSpec) -> str | None:
-    """``'single_pixel'`` (a 1x1 input whose output is the kernel's footprint, cropped only at the
+    """``'single_pixel'`` (a 1x1 input whose output is the kernel's footprint, cropped at either
     end) or ``'pointwise'`` (kernel 1, stride 1: a channel mix) when ``gemm`` computes ``spec`` as one
     matrix product and nothing else; None otherwise."""
     if spec.padding_mode != "zeros":
         return None
     if prod(spec.small) == 1 and all(
-        d == 1 and c == (0, k - L) and L <= k
-        for d, c, k, L in zip(spec.dilation, spec.core_crop, spec.kernel, spec.large)
+        d == 1 and cb >= 0 and ca >= 0 for d, (cb, ca) in zip(spec.dilation, spec.core_crop)
     ):
         return "single_pixel"
     if all(k == 1 and s == 1 for k, s in zip(spec.kernel, spec.stride)):
@@ -335,6 +334,16 @@ def gemm_shared(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | No
     return gemm(spec, x, w, b, cache=cache, min_work=0)
 
 
+@packs_weight
+def gemm_alone(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
+               cache: WeightCache | None = None) -> np.ndarray:
+    """:func:`gemm` as one job at any size: products on BLAS's threads, col2im in the calling
+    thread, no worker woken. Just above :data:`PARALLEL_MIN_WORK` neither wins everywhere (seeded
+    layers of 18-29M multiply-adds, measured: 0.57 -> 0.36 ms, 1.06 -> 0.89; but 0.56 -> 0.80,
+    1.58 -> 1.99), so a layer times both (:func:`tconv.engine.algorithms.variants`)."""
+    return gemm(spec, x, w, b, cache=cache, min_work=1 << 62)
+
+
 def _pointwise(spec, x, w, b):
     """Kernel 1, stride 1: output pixel ``j`` is input pixel ``j + crop`` times the weight, so the
     output is one product per sample and group, ``(Cl, Cs) @ (Cs, P)``, written once (bias added);
@@ -361,7 +370,8 @@ def _pointwise(spec, x, w, b):
 
 
 def _single_pixel(spec, x, w, b):
-    """A 1x1 input: ``y[n, (o, t)] = x[n, :] @ W[:, (o, t)]`` is the output itself, one product."""
+    """A 1x1 input: ``y[n, (o, t)] = x[n, :] @ W[:, (o, t)]`` is the output itself, one product,
+    cropped to ``t`` in ``[crop before, crop before + L)``."""
     N, G = x.shape[0], spec.groups
     Cs = spec.small_channels // G
     y = np.empty((N, G, spec.large_channels // G * prod(spec.kernel)), dtype=spec.dtype)
@@ -371,7 +381,8 @@ def _single_pixel(spec, x, w, b):
             np.matmul(xg[:, g], w2[g], out=y[:, g])
     y = y.reshape(N, spec.large_channels, *spec.kernel)
     if spec.large != spec.kernel:
-        y = np.ascontiguousarray(y[(Ellipsis, *(slice(0, L) for L in spec.large))])
+        y = np.ascontiguousarray(y[(Ellipsis, *(slice(cb, cb + L) for (cb, _), L
+                                               in zip(spec.core_crop, spec.large)))])
     return finish(spec, y, b)
 
 
