@@ -269,6 +269,42 @@ def test_gemm_alone_runs_a_problem_just_above_the_threshold_as_one_job_and_match
     np.testing.assert_allclose(y, torch_conv_transpose(x, w, b, 2, 1, 1, 1, 2), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape, weight, stride, groups, dilation", [
+    ((2, 32, 3, 3), (32, 24, 3, 4), (2, 1), 1, 1),      # two samples, one per worker
+    ((1, 32, 2, 2, 2), (32, 16, 3, 3, 2), 2, 2, 1),     # 3-d, grouped, one sample: channel ranges
+    ((3, 16, 5), (16, 32, 5), 1, 1, 2),                 # 1-d, stride 1, dilated
+])
+def test_channels_last_gemm_multiplies_a_large_weight_as_it_lies(shape, weight, stride, groups,
+                                                                  dilation, monkeypatch):
+    """From fast.AS_IT_LIES_BYTES, gemm's channels-last products take the weight as it lies
+    (columns (channel, tap)) and col2im reads each pixel's channels ``taps`` apart: PyTorch's
+    numbers, and a layer keeps no reordered copy (so checks nothing per call)."""
+    monkeypatch.setattr(engine, "AS_IT_LIES_BYTES", 0)  # and these weights outweigh the activations
+    monkeypatch.setattr(engine, "WEIGHT_DOMINATES", 1000)  # ... yet channels-last
+    monkeypatch.setattr(engine, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(algorithms, "choose", lambda spec: "gemm")
+    monkeypatch.setattr(tconv.core.layers, "MEASURED_CHOICE", False)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal(weight)
+    b = rng.standard_normal(weight[1] * groups)
+    expected = torch_conv_transpose(x, w, b, stride, 1, 0, groups, dilation)
+    with tconv.num_threads(2):
+        channels_last = []
+        real = engine._gemm
+        monkeypatch.setattr(engine, "_gemm", lambda *a, **k: channels_last.append(a[4]) or real(*a, **k))
+        y = tconv.conv_transpose(x, w, b, stride, 1, 0, groups, dilation, algorithm="gemm")
+        assert channels_last == [True]
+        np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
+        kind = {1: tconv.ConvTranspose1d, 2: tconv.ConvTranspose2d, 3: tconv.ConvTranspose3d}
+        layer = kind[x.ndim - 2](shape[1], weight[1] * groups, weight[2:], stride=stride, padding=1,
+                                 groups=groups, dilation=dilation, dtype=np.float64)
+        layer.weight[...], layer.bias[...] = w, b
+        for _ in range(2):
+            np.testing.assert_allclose(layer(x), expected, rtol=1e-10, atol=1e-10)
+        assert len(layer._packed) == 0
+
+
 # --------------------------------------------------------------------------- odd layouts, real sizes
 # gemm and direct on the caller's arrays as they come: Fortran-ordered, strided, negative strides,
 # channels-last memory, read-only. The problems are large enough for the real paths (no patched

@@ -111,6 +111,7 @@ def _case(name, monkeypatch):
     monkeypatch.setattr(tconv.core.layers, "MEASURED_CHOICE", False)  # and nothing else
     # gemm reorders even a weight that outweighs the activations (else it multiplies it as it lies)
     monkeypatch.setattr(fast, "WEIGHT_DOMINATES", 10**9)
+    monkeypatch.setattr(fast, "AS_IT_LIES_BYTES", 2**62)
     layer = tconv.ConvTranspose2d(c_in, c_out, k, stride=s, padding=1, rng=0)
     x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     return layer, x, algorithm, threads
@@ -198,6 +199,7 @@ def test_a_layer_whose_weight_dominates_stays_within_twice_its_activations(reord
     monkeypatch.setattr(tconv.core.layers, "MEASURED_CHOICE", False)  # auto's pick, gemm
     if reordered:
         monkeypatch.setattr(fast, "WEIGHT_DOMINATES", 10**9)
+        monkeypatch.setattr(fast, "AS_IT_LIES_BYTES", 2**62)
     layer = tconv.ConvTranspose2d(512, 512, 4, stride=2, rng=0)
     x = np.random.default_rng(1).standard_normal((1, 512, 2, 2)).astype(np.float32)
     with tconv.num_threads(1):

@@ -80,6 +80,14 @@ WEIGHT_DOMINATES = 10
 #: 24 ms gathered, 36 ms sample by sample).
 STACKED_MIN_PIXELS = 128
 
+#: From a weight of this many bytes, and more than the input and output, the channels-last products
+#: use it as it lies, columns (channel, tap), and col2im reads a pixel's channels ``taps`` apart: a
+#: reordered copy would double what a call reads of the weight, and a layer checks the weight it was
+#: copied from on every call (layers, ms: r65537_5, 9.6 MB weight for 1.2 MB of activations,
+#: 2.75-3.50 -> 1.65-1.76; r65537_14, 4.9 MB for 1.4 MB, 6.2 -> 5.6). With a weight smaller than the
+#: activations the copy costs less than the slower adding (dcgan_g3, 2 MB: 26.4 -> 28.9).
+AS_IT_LIES_BYTES = 2**21
+
 #: ``auto`` runs ``direct`` when a group has at most this many input channels.
 DIRECT_MAX_CHANNELS = 4
 
@@ -316,11 +324,13 @@ def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
         return _pointwise(spec, x, w, b)
     # a weight many times the activations is multiplied as it lies: channels-last would read it
     # reordered, and a layer would check the weight it was reordered from on every call
-    light = w.nbytes < WEIGHT_DOMINATES * (x.nbytes + prod(spec.out_shape) * spec.dtype.itemsize)
+    activations = x.nbytes + prod(spec.out_shape) * spec.dtype.itemsize
+    light = w.nbytes < WEIGHT_DOMINATES * activations
     channels_last = light and Cl >= CHANNELS_LAST_MIN and (
         spec.small[-1] < PLANES_MIN_ROW or spec.stride[-1] == 1)
     return _gemm(spec, x, w, b, channels_last, cache,
-                 PARALLEL_MIN_WORK if min_work is None else min_work)
+                 PARALLEL_MIN_WORK if min_work is None else min_work,
+                 reorder=w.nbytes < max(AS_IT_LIES_BYTES, activations))
 
 
 @packs_weight
@@ -430,7 +440,7 @@ def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, c
     return g3, assign, scratch, tables
 
 
-def _gemm(spec, x, w, b, channels_last, cache, min_work):
+def _gemm(spec, x, w, b, channels_last, cache, min_work, reorder=True):
     from . import kernels
 
     N, G = x.shape[0], spec.groups
@@ -446,7 +456,7 @@ def _gemm(spec, x, w, b, channels_last, cache, min_work):
     s, d, p, k = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"]
     w4 = w.reshape(G, Cs, Cl, P_k)
     reordered = {}
-    if channels_last:
+    if channels_last and reorder:
         # W[g, c, (t, o)], taps outer, channels inner: one copy per channel range the workers take
         # (one for all of them when they share the channels), made here, not in the workers
         for lo, hi in {(lo, hi) for _, lo, hi, _, _ in shares}:
@@ -456,7 +466,7 @@ def _gemm(spec, x, w, b, channels_last, cache, min_work):
 
     def worker(mine, o_lo, o_hi, products, sums):
         width = o_hi - o_lo
-        if channels_last:
+        if channels_last and reorder:
             wg = reordered[o_lo, o_hi]
         else:  # W[g, c, (o, t)]: the weight's own layout, a view
             wg = w4[:, :, o_lo:o_hi].reshape(G, Cs, width * P_k)
@@ -482,9 +492,10 @@ def _gemm(spec, x, w, b, channels_last, cache, min_work):
                     else:
                         cols = np.matmul(part.transpose(0, 2, 3, 4, 1).reshape(M, Cs), wg[g],
                                          out=out.reshape(M, P_k * width))
+                    # columns (tap, channel) reordered, else (channel, tap) as the weight lies
                     kernels.col2im_gather(cols.reshape(samples, *shape, *k, width), y, first,
                                           c_first, *offsets, *tables, *reach[0], *reach[1],
-                                          *reach[2])
+                                          *reach[2], *((width, 1) if reorder else (1, P_k)))
                 else:
                     # (width*P_k, Cs) @ (Cs, M): rows (channel, tap), columns input pixels
                     cols = out.reshape(width * P_k, samples, M // samples)

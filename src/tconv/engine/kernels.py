@@ -242,7 +242,7 @@ def _direct(x, w, y, groups, tab0, cnt0, tab1, cnt1, ptab, pcnt, s2, p2, first, 
 
 
 def _col2im_gather(cols, y, n_first, c_first, f0, f1, f2, tab0, cnt0, tab1, cnt1, tab2, cnt2,
-                   j0_lo, j0_hi, j1_lo, j1_hi, j2_lo, j2_hi):
+                   j0_lo, j0_hi, j1_lo, j1_hi, j2_lo, j2_hi, ts, cs):
     """col2im for a chunk of GEMM columns, gathered per block of output pixels.
 
     ``y[n_first+b, c_first+o, j] += cols[b, i0-f0, i1-f1, i2-f2, t0, t1, t2, o]`` over every
@@ -250,6 +250,9 @@ def _col2im_gather(cols, y, n_first, c_first, f0, f1, f2, tab0, cnt0, tab1, cnt1
     pixels, columns (tap, channel)); y: ``(N, C, L0, L1, L2)``, updated in place. ``tab*[j]`` lists the
     ``(t, i)`` pairs reaching output coordinate ``j`` (``cnt*[j]`` of them), so the loops divide
     nothing; only output coordinates in ``[j*_lo, j*_hi)`` can be reached by this chunk.
+    ``ts``, ``cs``: where a pixel's value of (flat) tap ``t`` and channel ``o`` lies among its
+    ``k0*k1*k2*Cl``: at ``t*ts + o*cs``; ``(Cl, 1)`` as the shape says, ``(1, k0*k1*k2)`` for columns
+    (channel, tap), the weight's own order.
 
     Each task sums a run of up to 64 pixels along the last dimension channels-last (contiguous
     ``Cl``-long additions that vectorize), then adds the run into each channel plane at once; tasks
@@ -257,6 +260,7 @@ def _col2im_gather(cols, y, n_first, c_first, f0, f1, f2, tab0, cnt0, tab1, cnt1
     """
     B, R0, R1, R2, k0, k1, k2, Cl = cols.shape
     cf = cols.reshape(cols.size)
+    P = k0 * k1 * k2 * Cl
     J0, J1 = j0_hi - j0_lo, j1_hi - j1_lo
     runs = (j2_hi - j2_lo + 63) // 64
     for job in range(B * J0 * J1 * runs):
@@ -283,12 +287,17 @@ def _col2im_gather(cols, y, n_first, c_first, f0, f1, f2, tab0, cnt0, tab1, cnt1
                         a2 = tab2[j2, u2, 1] - f2
                         if a2 < 0 or a2 >= R2:
                             continue
-                        cb = ((((base * R2 + a2) * k0 + t0) * k1 + t1) * k2 + tab2[j2, u2, 0]) * Cl
+                        cb = (base * R2 + a2) * P + ((t0 * k1 + t1) * k2 + tab2[j2, u2, 0]) * ts
                         # a slice, not offsets: numba then knows the indices are non-negative and
                         # vectorizes (measured 13x on this loop)
-                        src = cf[cb : cb + Cl]
-                        for o in range(Cl):
-                            dst[o] += src[o]
+                        if cs == 1:
+                            src = cf[cb : cb + Cl]
+                            for o in range(Cl):
+                                dst[o] += src[o]
+                        else:
+                            apart = cf[cb : cb + (Cl - 1) * cs + 1 : cs]
+                            for o in range(Cl):
+                                dst[o] += apart[o]
         for o in range(Cl):
             row = y[n_first + b, c_first + o, j0, j1, lo:hi]
             for p in range(hi - lo):
