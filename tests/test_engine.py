@@ -280,7 +280,6 @@ def test_channels_last_gemm_multiplies_a_large_weight_as_it_lies(shape, weight, 
     (columns (channel, tap)) and col2im reads each pixel's channels ``taps`` apart: PyTorch's
     numbers, and a layer keeps no reordered copy (so checks nothing per call)."""
     monkeypatch.setattr(engine, "AS_IT_LIES_BYTES", 0)  # and these weights outweigh the activations
-    monkeypatch.setattr(engine, "WEIGHT_DOMINATES", 1000)  # ... yet channels-last
     monkeypatch.setattr(engine, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(algorithms, "choose", lambda spec: "gemm")
     monkeypatch.setattr(tconv.core.layers, "MEASURED_CHOICE", False)
@@ -292,9 +291,10 @@ def test_channels_last_gemm_multiplies_a_large_weight_as_it_lies(shape, weight, 
     with tconv.num_threads(2):
         channels_last = []
         real = engine._gemm
-        monkeypatch.setattr(engine, "_gemm", lambda *a, **k: channels_last.append(a[4]) or real(*a, **k))
+        monkeypatch.setattr(engine, "_gemm",
+                            lambda *a: channels_last.append((a[4], a[7])) or real(*a))
         y = tconv.conv_transpose(x, w, b, stride, 1, 0, groups, dilation, algorithm="gemm")
-        assert channels_last == [True]
+        assert channels_last == [(True, False)]  # channels-last, not reordered
         np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
         kind = {1: tconv.ConvTranspose1d, 2: tconv.ConvTranspose2d, 3: tconv.ConvTranspose3d}
         layer = kind[x.ndim - 2](shape[1], weight[1] * groups, weight[2:], stride=stride, padding=1,

@@ -192,10 +192,10 @@ def test_float64_input_to_a_float32_layer(name, made, monkeypatch):
 
 @pytest.mark.parametrize("reordered", [False, True])
 def test_a_layer_whose_weight_dominates_stays_within_twice_its_activations(reordered, monkeypatch):
-    """The 16 MiB weight, 200x the activations: multiplied as it lies (gemm plane by plane, nothing
-    kept, nothing to check), or, reordered channels-last, kept, so that the second call only
-    allocates about the output where a functional call reorders it again. One thread: no worker's
-    first workspace is counted."""
+    """The 16 MiB weight, 200x the activations: multiplied as it lies (gemm channels-last, columns
+    (channel, tap): nothing kept, nothing to check), or, reordered channels-last, kept, so that
+    the second call only allocates about the output where a functional call reorders it again.
+    One thread: no worker's first workspace is counted."""
     monkeypatch.setattr(tconv.core.layers, "MEASURED_CHOICE", False)  # auto's pick, gemm
     if reordered:
         monkeypatch.setattr(fast, "WEIGHT_DOMINATES", 10**9)

@@ -69,10 +69,11 @@ SPLIT_MIN_BALANCE = 0.85
 #: ms); from 432 rows, 0.45-1.08x (channel ranges kept each worker's product large).
 SAMPLES_FIRST_ROWS = 400
 
-#: From a weight this many times the input and output's bytes, ``gemm`` adds plane by plane with
-#: the weight as it lies (layers, measured: weight 65x the activations 1.40 -> 0.76 ms a call, 27x
-#: 1.58 -> 1.28, 13x 1.39 -> 1.19; at 6-9x channels-last was still faster, 0.85-0.90 against
-#: 0.93-1.01).
+#: From a weight this many times the input and output's bytes, ``gemm``'s channels-last products
+#: use it as it lies at any size (see :data:`AS_IT_LIES_BYTES`; a reordered copy kept by a layer is
+#: checked on every call). Before channels-last could take the weight as it lies, such layers added
+#: plane by plane; channels-last as it lies was faster on 14 of the 15 seeded layers that moved
+#: (1.01-2.29x, r7919_12 2.03 -> 0.89 ms, r39119_10 1.59 -> 0.84; r60601_12 0.35 -> 0.43).
 WEIGHT_DOMINATES = 10
 
 #: A chunk of several samples is multiplied sample by sample, each in place, when a sample has at
@@ -313,8 +314,10 @@ def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
     channels); a 1x1 input needs no adding at all; where every output pixel meets exactly one tap
     (kernel == stride) each pixel is written once, bias included. Channels-last multiplies the
     weight reordered taps-outer, one copy per worker's channel range: kept in ``cache`` when given
-    (:mod:`tconv.engine.packing`), made for this call otherwise; the other paths use the weight as
-    it is. Under ``min_work`` (:data:`PARALLEL_MIN_WORK`) multiply-adds the call runs as one job.
+    (:mod:`tconv.engine.packing`), made for this call otherwise; or, a weight that outweighs the
+    activations and is large or many times them (:data:`AS_IT_LIES_BYTES`,
+    :data:`WEIGHT_DOMINATES`), as it lies. The other paths use the weight as it is. Under
+    ``min_work`` (:data:`PARALLEL_MIN_WORK`) multiply-adds the call runs as one job.
     """
     Cl = spec.large_channels // spec.groups
     shortcut = single_product(spec)
@@ -322,15 +325,15 @@ def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
         return _single_pixel(spec, x, w, b)
     if shortcut == "pointwise":
         return _pointwise(spec, x, w, b)
-    # a weight many times the activations is multiplied as it lies: channels-last would read it
-    # reordered, and a layer would check the weight it was reordered from on every call
-    activations = x.nbytes + prod(spec.out_shape) * spec.dtype.itemsize
-    light = w.nbytes < WEIGHT_DOMINATES * activations
-    channels_last = light and Cl >= CHANNELS_LAST_MIN and (
+    channels_last = Cl >= CHANNELS_LAST_MIN and (
         spec.small[-1] < PLANES_MIN_ROW or spec.stride[-1] == 1)
+    # channels-last reorders the weight unless it outweighs the activations and is large or many
+    # times them (AS_IT_LIES_BYTES, WEIGHT_DOMINATES): then it is multiplied as it lies
+    activations = x.nbytes + prod(spec.out_shape) * spec.dtype.itemsize
+    reorder = w.nbytes < activations or (
+        w.nbytes < AS_IT_LIES_BYTES and w.nbytes < WEIGHT_DOMINATES * activations)
     return _gemm(spec, x, w, b, channels_last, cache,
-                 PARALLEL_MIN_WORK if min_work is None else min_work,
-                 reorder=w.nbytes < max(AS_IT_LIES_BYTES, activations))
+                 PARALLEL_MIN_WORK if min_work is None else min_work, reorder)
 
 
 @packs_weight
