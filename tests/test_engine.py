@@ -249,26 +249,6 @@ def test_gemm_shared_splits_a_small_problem_and_matches_torch(shape, groups):
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_gemm_alone_runs_a_problem_just_above_the_threshold_as_one_job_and_matches_torch():
-    """``gemm_alone`` (a layer's contender from PARALLEL_MIN_WORK to ALONE_MAX_WORK) runs as one job
-    on BLAS's threads what ``gemm`` shares between two workers; the numbers are PyTorch's."""
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((1, 256, 136)).astype(np.float32)
-    w = rng.standard_normal((256, 256, 2)).astype(np.float32)
-    b = rng.standard_normal(256).astype(np.float32)
-    spec = tconv.core.spec.transposed_spec("t", x, w, b, 2, 1, 1, 1, 2)
-    assert engine.PARALLEL_MIN_WORK <= algorithms.multiply_adds(spec) < algorithms.ALONE_MAX_WORK
-    with tconv.num_threads(2):
-        assert len(engine._gemm_plan(spec, 1, False, engine.PARALLEL_MIN_WORK)[2]) == 2
-        assert len(engine._gemm_plan(spec, 1, False, 1 << 62)[2]) == 1
-        assert algorithms.variants(spec, ("gemm",)) == (engine.gemm_alone,)
-        y = engine.gemm_alone(spec, x, w, b)
-    with tconv.num_threads(1):
-        assert algorithms.variants(spec, ("gemm",)) == ()
-    assert algorithms.variants(spec, ("phase",)) == ()
-    np.testing.assert_allclose(y, torch_conv_transpose(x, w, b, 2, 1, 1, 1, 2), rtol=1e-4, atol=1e-4)
-
-
 @pytest.mark.parametrize("shape, weight, stride, groups, dilation", [
     ((2, 32, 3, 3), (32, 24, 3, 4), (2, 1), 1, 1),      # two samples, one per worker
     ((1, 32, 2, 2, 2), (32, 16, 3, 3, 2), 2, 2, 1),     # 3-d, grouped, one sample: channel ranges

@@ -42,7 +42,7 @@ def products(spec: ConvSpec, algorithm: str) -> list[tuple[int, int, int, int]]:
     """
     N, G = spec.batch or 1, spec.groups
     Cs, Cl = spec.small_channels // G, spec.large_channels // G
-    if algorithm in ("gemm", "gemm_shared", "gemm_alone"):  # the same products, however shared
+    if algorithm in ("gemm", "gemm_shared"):  # the same products, shared among the workers or not
         return [(G, Cl * prod(spec.kernel), Cs, N * prod(spec.small))]
     if algorithm == "subpixel":
         _, B = subpixel.blocks(spec)

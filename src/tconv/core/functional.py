@@ -86,7 +86,7 @@ ENGINE = frozenset({"auto", "gemm", "direct", "phase", "subpixel"})
 #: The engine's algorithms, which hold BLAS to tconv's thread count themselves (their workers run
 #: one-thread BLAS): :func:`execute` does not wrap them in another limit (~10 us a call).
 _SELF_LIMITED = frozenset(
-    [algorithms.TRANSPOSED[name] for name in ENGINE - {"auto"}] + [fast.gemm_shared, fast.gemm_alone])
+    [algorithms.TRANSPOSED[name] for name in ENGINE - {"auto"}] + [fast.gemm_shared])
 
 
 def _algorithm(op: str, algorithm: Any, spec: ConvSpec) -> Callable:

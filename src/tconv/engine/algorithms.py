@@ -370,24 +370,18 @@ def contenders(spec: ConvSpec) -> tuple[str, ...]:
 
 
 def variants(spec: ConvSpec, names: tuple[str, ...]) -> tuple[Callable, ...]:
-    """Other ways of running the contenders ``names`` that a layer times beside them, where each
-    way wins on some layers and loses on others: ``gemm`` shared among the workers below
-    :data:`tconv.engine.fast.PARALLEL_MIN_WORK` (:func:`tconv.engine.fast.gemm_shared`), and as one
-    job up to :data:`ALONE_MAX_WORK` (:func:`tconv.engine.fast.gemm_alone`).
+    """Other ways of running the contenders ``names`` that a layer times beside them: ``gemm``
+    shared among the workers below :data:`tconv.engine.fast.PARALLEL_MIN_WORK`
+    (:func:`tconv.engine.fast.gemm_shared`), where sharing wins on some layers and loses on others.
+
+    Not ``gemm`` as one job above it: run as a layer's contender it was kept where it ran up to 1.6x
+    slower than ``gemm`` (BLAS's threads, left spinning after its threaded products, slowed the
+    workers of ``gemm``'s runs timed after it for over 10 ms), for 1.2x where it won.
     """
-    if "gemm" not in names or get_num_threads() == 1 or fast.single_product(spec):
-        return ()
-    work = multiply_adds(spec)
-    if work < fast.PARALLEL_MIN_WORK:
+    if ("gemm" in names and get_num_threads() > 1 and multiply_adds(spec) < fast.PARALLEL_MIN_WORK
+            and not fast.single_product(spec)):
         return (fast.gemm_shared,)
-    if work < ALONE_MAX_WORK:
-        return (fast.gemm_alone,)
     return ()
-
-
-#: A layer times ``gemm`` as one job (:func:`tconv.engine.fast.gemm_alone`) below this many
-#: multiply-adds.
-ALONE_MAX_WORK = 8 * fast.PARALLEL_MIN_WORK
 
 
 #: ``auto`` runs the NumPy-only ``scatter`` below this many multiply-adds.

@@ -347,16 +347,6 @@ def gemm_shared(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | No
     return gemm(spec, x, w, b, cache=cache, min_work=0)
 
 
-@packs_weight
-def gemm_alone(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
-               cache: WeightCache | None = None) -> np.ndarray:
-    """:func:`gemm` as one job at any size: products on BLAS's threads, col2im in the calling
-    thread, no worker woken. Just above :data:`PARALLEL_MIN_WORK` neither wins everywhere (seeded
-    layers of 18-29M multiply-adds, measured: 0.57 -> 0.36 ms, 1.06 -> 0.89; but 0.56 -> 0.80,
-    1.58 -> 1.99), so a layer times both (:func:`tconv.engine.algorithms.variants`)."""
-    return gemm(spec, x, w, b, cache=cache, min_work=1 << 62)
-
-
 def _pointwise(spec, x, w, b):
     """Kernel 1, stride 1: output pixel ``j`` is input pixel ``j + crop`` times the weight, so the
     output is one product per sample and group, ``(Cl, Cs) @ (Cs, P)``, written once (bias added);
