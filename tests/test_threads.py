@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import tconv
-from tconv.engine import fast, kernels, threads
+from tconv.engine import algorithms, fast, kernels, threads
 
 
 @pytest.fixture(autouse=True)
@@ -266,29 +266,28 @@ def test_blas_runs_one_thread_per_caller_while_several_are_inside():
     assert [lib.get_num_threads() for lib in libs] == before
 
 
-def test_a_single_job_sets_blas_only_when_it_must():
-    """``_run``'s one job with the machine's count and no other tconv call inside leaves BLAS alone
-    (nothing to limit); with a lower count it holds BLAS to it; and a library scanned after the
-    first limit (``forget_blas``) joins the next one."""
+def test_the_engine_never_runs_blas_s_own_threads():
+    """``_run``'s jobs, one or several, multiply with one-thread BLAS (BLAS's threads, left spinning
+    after a threaded product, would take the cores from the next call's workers), and BLAS's count
+    comes back after; ``_single_pixel``'s one product is shared by the workers instead. A library
+    scanned after the first limit (``forget_blas``) joins the next one."""
     seen = []
 
     def job():
-        seen.append((dict(threads._wanted), _blas_threads()))
+        seen.append(_blas_threads())
 
     top = _blas_threads()
-    with tconv.num_threads(threads.CPUS):
-        assert threads.unlimited()
-        fast._run([job])
-    assert seen[-1] == ({}, top)
-    with tconv.num_threads(1):
-        assert not threads.unlimited()
-    with threads.blas_limit(1):
-        assert not threads.unlimited()  # another call inside holds BLAS
+    for n in sorted({1, threads.CPUS}):
+        with tconv.num_threads(n):
+            fast._run([job])
+            fast._run([job, job])
+    assert set(seen) == {1} and _blas_threads() == top
     if threads.CPUS > 1:
-        with tconv.num_threads(max(1, threads.CPUS - 1)) as n:
-            if n > 1:  # one thread is another path: one job, blas_limit(1)
-                fast._run([job])
-                assert list(seen[-1][0].values()) == [[n]] and seen[-1][1] == min(n, top)
+        with tconv.num_threads(2):
+            spec = tconv.core.spec.transposed_spec(
+                "t", np.zeros((64, 256, 1, 1), np.float32), np.zeros((256, 256, 4, 4), np.float32), None)
+            assert fast.single_product(spec) == "single_pixel"
+            assert fast._ranges(256 * 16, algorithms.multiply_adds(spec)) == [(0, 2048), (2048, 4096)]
     threads.forget_blas()
     with threads.blas_limit(1):
         assert _blas_threads() == 1

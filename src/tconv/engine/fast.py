@@ -15,7 +15,7 @@ within :data:`GEMM_CHUNK_BYTES` so col2im reads it back from cache. Above :data:
 the chunks are shared among up to :func:`tconv.get_num_threads` workers, each running a one-thread
 BLAS product and a compiled col2im: one's adding overlaps another's multiplying, and no spinning
 BLAS thread competes with a compiled loop for a core. Below it, or with one thread, everything runs
-in the calling thread with BLAS held to the thread count (:mod:`tconv.engine.threads`).
+in the calling thread. BLAS never runs threads of its own (see :func:`_run`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ..core.padding import fold
 from ..core.spec import ConvSpec
 from .packing import WeightCache, packed, packs_weight
 from .taps import phase_table, reach_table
-from .threads import blas_limit, get_num_threads, unlimited
+from .threads import blas_limit, get_num_threads
 
 #: Columns of one chunk take at most this many bytes (per worker) ...
 GEMM_CHUNK_BYTES = 4 * 2**20
@@ -58,8 +58,7 @@ PLANES_MIN_ROW = 20
 PARALLEL_MIN_WORK = 1 << 24
 
 #: Workers split a sample's output channels only when the largest share is at most this much above
-#: an even one (3 channels on two workers: 2 and 1, balance 0.75); else one job multiplies with
-#: BLAS's threads.
+#: an even one (3 channels on two workers: 2 and 1, balance 0.75); else one job multiplies.
 SPLIT_MIN_BALANCE = 0.85
 
 #: When a whole batch fits in one chunk, it is cut into one chunk per worker (the workers then take
@@ -210,8 +209,13 @@ def exclusive() -> AbstractContextManager:
 
 
 def _run(jobs: list) -> None:
-    """Run ``jobs`` (callables): one in this thread; several with one-thread BLAS, on the workers
-    (the first in this thread when no other call is waiting).
+    """Run ``jobs`` (callables), each with one-thread BLAS: one in this thread; several on the
+    workers (the first in this thread when no other call is waiting).
+
+    BLAS never runs its own threads here: after a threaded product they spin for a while (OpenBLAS:
+    ~0.1 s) and take the cores from the workers of the calls that follow (a DCGAN generator's five
+    layers called in turn took 147 ms against 86 ms for the five alone; with one-thread BLAS,
+    87 ms). A problem worth sharing is shared by the workers instead.
 
     Calls from several threads at once take turns, each using the whole thread count while it runs:
     together they then make as many calls as one caller alone would (measured: six threads calling
@@ -228,17 +232,15 @@ def _run(jobs: list) -> None:
             for job in jobs:
                 job()
         return
+    futures = []
     global _callers
     with _callers_lock:
         _callers += 1
     try:
         with _gate:
             if len(jobs) == 1:
-                if unlimited():  # the calls inside the gate take turns: no other to share BLAS with
+                with blas_limit(1):
                     jobs[0]()
-                else:
-                    with blas_limit():
-                        jobs[0]()
                 return
             # alone, the first job runs in this thread and the others on the workers: a thread
             # fewer to wake and to wait for (on a small layer a noticeable part of the call); with
@@ -269,7 +271,7 @@ def _split(chunks: list, channels: int, work: int, n: int | None = None,
     stride reaches across the band edge), so a sample is split by output channels instead; whichever
     way gives more workers (samples on a tie). Under ``min_work`` (:data:`PARALLEL_MIN_WORK`)
     multiply-adds, with one thread, or where the channels split unevenly
-    (:data:`SPLIT_MIN_BALANCE`), everything stays with one worker, its products on BLAS's threads.
+    (:data:`SPLIT_MIN_BALANCE`), everything stays with one worker.
     """
     n = get_num_threads() if n is None else n
     if n == 1 or work < (PARALLEL_MIN_WORK if min_work is None else min_work):
@@ -341,7 +343,7 @@ def gemm_shared(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | No
                 cache: WeightCache | None = None) -> np.ndarray:
     """:func:`gemm` with its work shared among the workers at any size (two samples or channel
     ranges on two workers, each with one-thread BLAS, where ``gemm`` runs a small problem as one
-    job on BLAS's threads). Neither wins everywhere under :data:`PARALLEL_MIN_WORK` (on small seeded
+    job). Neither wins everywhere under :data:`PARALLEL_MIN_WORK` (on small seeded
     layers, measured: 0.94 -> 0.74 ms, 1.06 -> 0.78, 0.87 -> 0.65; but 0.31 -> 0.55, 0.33 -> 0.52),
     so a layer times both (:func:`tconv.engine.algorithms.variants`)."""
     return gemm(spec, x, w, b, cache=cache, min_work=0)
@@ -364,12 +366,25 @@ def _pointwise(spec, x, w, b):
     inner = y[(Ellipsis, *dst)]
     if inner.shape[3:] != spec.large:  # pixels no input reaches
         y[...] = 0 if b is None else b.reshape(G, Cl, *(1,) * spec.rank)
-    with blas_limit():
-        out = np.matmul(wt, xs).reshape(N, G, Cl, *kept)  # (N, G, Cl, P)
+    out = np.empty((N, G, Cl, prod(kept)), dtype=spec.dtype)
+
+    def product(lo, hi):  # (N, G, Cl, P) of the pixels [lo, hi)
+        np.matmul(wt, xs[..., lo:hi], out=out[..., lo:hi])
+
+    _run([partial(product, lo, hi) for lo, hi in _ranges(prod(kept), N * G * Cl * Cs * prod(kept))])
+    out = out.reshape(N, G, Cl, *kept)
     if b is not None:
         out += b.reshape(G, Cl, *(1,) * spec.rank)
     inner[...] = out
     return y.reshape(N, spec.large_channels, *spec.large)
+
+
+def _ranges(columns: int, work: int) -> list[tuple[int, int]]:
+    """``[0, columns)`` in one range per worker from :data:`PARALLEL_MIN_WORK` multiply-adds (the
+    workers share a single product by its columns), else one."""
+    n = max(1, min(columns, get_num_threads() if work >= PARALLEL_MIN_WORK else 1))
+    edges = [columns * i // n for i in range(n + 1)]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 def _single_pixel(spec, x, w, b):
@@ -379,9 +394,12 @@ def _single_pixel(spec, x, w, b):
     Cs = spec.small_channels // G
     y = np.empty((N, G, spec.large_channels // G * prod(spec.kernel)), dtype=spec.dtype)
     xg, w2 = x.reshape(N, G, Cs), w.reshape(G, Cs, -1)
-    with blas_limit():
+
+    def product(lo, hi):  # the columns (o, t) in [lo, hi)
         for g in range(G):
-            np.matmul(xg[:, g], w2[g], out=y[:, g])
+            np.matmul(xg[:, g], w2[g][:, lo:hi], out=y[:, g, lo:hi])
+
+    _run([partial(product, lo, hi) for lo, hi in _ranges(y.shape[2], N * G * Cs * y.shape[2])])
     y = y.reshape(N, spec.large_channels, *spec.kernel)
     if spec.large != spec.kernel:
         y = np.ascontiguousarray(y[(Ellipsis, *(slice(cb, cb + L) for (cb, _), L

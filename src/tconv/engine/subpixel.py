@@ -206,7 +206,7 @@ def subpixel(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
         kernels.subpixel_tiles(x3, wp, bias, y, mine, *p.geometry, spec.groups, buf[:columns],
                                buf[columns:], p.geometry[2][2] >= RUNS_MIN_STRIDE, multiply)
 
-    # several shares: the workers, each one-thread BLAS; one (under PARALLEL_MIN_WORK multiply-adds
-    # in all) runs here and leaves BLAS's count alone (setting it costs ~30 us a call)
+    # several shares: the workers; one (under PARALLEL_MIN_WORK multiply-adds in all) runs here;
+    # BLAS at one thread either way (fast._run)
     _run([partial(run, *share) for share in p.shares])
     return finish(spec, y, None if fuse else b)

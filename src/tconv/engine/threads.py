@@ -208,13 +208,6 @@ def _apply(n: int | None) -> None:
         _applied = n
 
 
-def unlimited() -> bool:
-    """Whether BLAS runs at its own count with no tconv call limiting it: a call allowed
-    :data:`CPUS` threads then has nothing to set (:func:`tconv.engine.fast._run`'s single job, one
-    call at a time, skips :class:`blas_limit`: ~3 us of a ~50 us small call)."""
-    return not _wanted and get_num_threads() >= CPUS
-
-
 class blas_limit:
     """Context manager: BLAS uses at most ``n`` threads inside (default: :func:`get_num_threads`).
 
