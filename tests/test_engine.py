@@ -364,7 +364,7 @@ def test_odd_layouts_through_the_fast_engine(name, algorithm, layout, monkeypatc
     jobs, chunks = [], []
     run, bands = engine._run, engine.bands
     engine._made_gemm_plan.cache_clear()  # so that the chunking is made (and seen) again
-    monkeypatch.setattr(engine, "_run", lambda js: jobs.append(len(js)) or run(js))
+    monkeypatch.setattr(engine, "_run", lambda js, work=None: jobs.append(len(js)) or run(js, work))
     monkeypatch.setattr(engine, "bands", lambda *a, **k: chunks.append(len(out := bands(*a, **k))) or out)
 
     with tconv.num_threads(2):

@@ -79,13 +79,13 @@ def spy_jobs(monkeypatch):
     seen = []
     real_run = fast._run
 
-    def run(jobs):
+    def run(jobs, work=None):
         def watched(job):
             def go():
                 seen.append((threading.current_thread(), _blas_threads()))
                 job()
             return go
-        real_run([watched(job) for job in jobs])
+        real_run([watched(job) for job in jobs], work)
 
     monkeypatch.setattr(fast, "_run", run)
     return seen
@@ -268,8 +268,9 @@ def test_blas_runs_one_thread_per_caller_while_several_are_inside():
 
 def test_the_engine_never_runs_blas_s_own_threads():
     """``_run``'s jobs, one or several, multiply with one-thread BLAS (BLAS's threads, left spinning
-    after a threaded product, would take the cores from the next call's workers), and BLAS's count
-    comes back after; ``_single_pixel``'s one product is shared by the workers instead. A library
+    after a threaded product, would take the cores from the next call's workers), unless a single
+    job's work is too small for BLAS to thread; BLAS's count comes back after; ``_single_pixel``'s
+    one product is shared by the workers instead. A library
     scanned after the first limit (``forget_blas``) joins the next one."""
     seen = []
 
@@ -281,7 +282,11 @@ def test_the_engine_never_runs_blas_s_own_threads():
         with tconv.num_threads(n):
             fast._run([job])
             fast._run([job, job])
+            fast._run([job], fast.BLAS_SERIAL_WORK)
     assert set(seen) == {1} and _blas_threads() == top
+    with tconv.num_threads(threads.CPUS):  # too small for BLAS to thread: its count is left be
+        fast._run([job], fast.BLAS_SERIAL_WORK - 1)
+    assert seen[-1] == top
     if threads.CPUS > 1:
         with tconv.num_threads(2):
             spec = tconv.core.spec.transposed_spec(

@@ -208,14 +208,21 @@ def exclusive() -> AbstractContextManager:
     return _gate
 
 
-def _run(jobs: list) -> None:
+#: OpenBLAS multiplies a product of fewer multiply-adds on one thread whatever its count
+#: (``SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD``): a single job whose work is below this has
+#: nothing to hold BLAS to (doing so costs ~8 us of a ~40 us small call).
+BLAS_SERIAL_WORK = 65536 * 4
+
+
+def _run(jobs: list, work: int | None = None) -> None:
     """Run ``jobs`` (callables), each with one-thread BLAS: one in this thread; several on the
     workers (the first in this thread when no other call is waiting).
 
     BLAS never runs its own threads here: after a threaded product they spin for a while (OpenBLAS:
     ~0.1 s) and take the cores from the workers of the calls that follow (a DCGAN generator's five
     layers called in turn took 147 ms against 86 ms for the five alone; with one-thread BLAS,
-    87 ms). A problem worth sharing is shared by the workers instead.
+    87 ms). A problem worth sharing is shared by the workers instead. ``work``: the call's
+    multiply-adds, when known (a single job under :data:`BLAS_SERIAL_WORK` leaves BLAS's count be).
 
     Calls from several threads at once take turns, each using the whole thread count while it runs:
     together they then make as many calls as one caller alone would (measured: six threads calling
@@ -239,8 +246,11 @@ def _run(jobs: list) -> None:
     try:
         with _gate:
             if len(jobs) == 1:
-                with blas_limit(1):
+                if work is not None and work < BLAS_SERIAL_WORK:  # too small for BLAS to thread
                     jobs[0]()
+                else:
+                    with blas_limit(1):
+                        jobs[0]()
                 return
             # alone, the first job runs in this thread and the others on the workers: a thread
             # fewer to wake and to wait for (on a small layer a noticeable part of the call); with
@@ -371,7 +381,8 @@ def _pointwise(spec, x, w, b):
     def product(lo, hi):  # (N, G, Cl, P) of the pixels [lo, hi)
         np.matmul(wt, xs[..., lo:hi], out=out[..., lo:hi])
 
-    _run([partial(product, lo, hi) for lo, hi in _ranges(prod(kept), N * G * Cl * Cs * prod(kept))])
+    work = N * G * Cl * Cs * prod(kept)
+    _run([partial(product, lo, hi) for lo, hi in _ranges(prod(kept), work)], work)
     out = out.reshape(N, G, Cl, *kept)
     if b is not None:
         out += b.reshape(G, Cl, *(1,) * spec.rank)
@@ -399,7 +410,8 @@ def _single_pixel(spec, x, w, b):
         for g in range(G):
             np.matmul(xg[:, g], w2[g][:, lo:hi], out=y[:, g, lo:hi])
 
-    _run([partial(product, lo, hi) for lo, hi in _ranges(y.shape[2], N * G * Cs * y.shape[2])])
+    work = N * G * Cs * y.shape[2]
+    _run([partial(product, lo, hi) for lo, hi in _ranges(y.shape[2], work)], work)
     y = y.reshape(N, spec.large_channels, *spec.kernel)
     if spec.large != spec.kernel:
         y = np.ascontiguousarray(y[(Ellipsis, *(slice(cb, cb + L) for (cb, _), L
@@ -527,7 +539,8 @@ def _gemm(spec, x, w, b, channels_last, cache, min_work, reorder=True):
                         kernels.col2im(cols.reshape(width, *k, samples, *shape), y, first, c_first,
                                        *offsets, *s, *d, *p, bias, assign)
 
-    _run([partial(worker, *share) for share in shares if share[2] > share[1]])
+    _run([partial(worker, *share) for share in shares if share[2] > share[1]],
+         N * prod(spec.small) * P_k * Cl * Cs * G)
     return finish(spec, y, None if fuse else b)
 
 
@@ -611,7 +624,7 @@ def correlate(spec: ConvSpec, large: np.ndarray, w: np.ndarray, small: np.ndarra
                          else part.transpose(1, 0, 2, 3, 4).reshape(Cs, M))
                     gw[g] += X @ cols.T
 
-    _run([lambda m=m, gw=gw: worker(m, gw) for m, gw in zip(shares, grads) if m])
+    _run([lambda m=m, gw=gw: worker(m, gw) for m, gw in zip(shares, grads) if m], work)
     grad_w = None
     if small is not None:
         partials = cast("list[np.ndarray]", grads)  # given small, every share has its sum

@@ -140,8 +140,8 @@ def tiles(spec: ConvSpec, N: int, B3: tuple[int, ...], workers: int) -> np.ndarr
 @dataclass(frozen=True, eq=False)
 class Plan:
     """What a call of one geometry needs besides its arrays, made once (:func:`plan`): the packed
-    weight's key, the rank-3 shapes, the geometry the kernel takes, and each worker's tiles with the
-    scratch they need (columns and product, in elements)."""
+    weight's key, the rank-3 shapes, the geometry the kernel takes, each worker's tiles with the
+    scratch they need (columns and product, in elements), and the padded multiply-adds."""
 
     key: tuple
     small3: tuple[int, ...]
@@ -149,6 +149,7 @@ class Plan:
     geometry: tuple[np.ndarray, ...]
     shares: tuple[tuple[np.ndarray, int, int], ...]
     no_bias: np.ndarray
+    work: int
 
 
 def plan(spec: ConvSpec) -> Plan:
@@ -168,7 +169,8 @@ def _made_plan(spec: ConvSpec, threads: int, tile_bytes: int, min_columns: int,
     lead = (1,) * (3 - spec.rank)
     mlo, B = blocks(spec)
     B3, T3 = lead + B, lead + taps_per_phase(spec)
-    workers = 1 if padded_macs(spec) < parallel_min_work else threads
+    work = padded_macs(spec)
+    workers = 1 if work < parallel_min_work else threads
     todo = tiles(spec, N, B3, workers)
     K, rows = Cs * prod(T3), Cl * prod(g3["stride"])
     shares = []
@@ -180,7 +182,7 @@ def _made_plan(spec: ConvSpec, threads: int, tile_bytes: int, min_columns: int,
                      for v in (T3, lead + tap_steps(spec), g3["stride"], g3["crop"],
                                (0,) * len(lead) + mlo, B3))
     return Plan(("subpixel", spec.dtype.str, G, T3, g3["stride"], g3["dilation"]), g3["small"],
-                g3["core"], geometry, tuple(shares), np.zeros(spec.large_channels, spec.dtype))
+                g3["core"], geometry, tuple(shares), np.zeros(spec.large_channels, spec.dtype), work)
 
 
 @packs_weight
@@ -208,5 +210,5 @@ def subpixel(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None 
 
     # several shares: the workers; one (under PARALLEL_MIN_WORK multiply-adds in all) runs here;
     # BLAS at one thread either way (fast._run)
-    _run([partial(run, *share) for share in p.shares])
+    _run([partial(run, *share) for share in p.shares], p.work)
     return finish(spec, y, None if fuse else b)
