@@ -215,7 +215,7 @@ def test_a_batch_in_one_chunk_goes_to_the_workers_by_samples_when_channels_are_f
             x = np.zeros((5, 320, 20), np.float32)
             w = np.zeros((320, c_out, 6), np.float32)
             spec = tconv.core.spec.transposed_spec("t", x, w, None, 2, 2)
-            _, _, shares, _ = engine._gemm_plan(spec, 5, False, 0)
+            _, _, shares, _, _ = engine._gemm_plan(spec, 5, False, 0)
             assert [(lo, hi) for _, lo, hi, _, _ in shares] == expected
             samples = [{n for c in mine for n in range(c[0], c[0] + c[1])} for mine, *_ in shares]
             if c_out == 2:  # each worker its own samples, all of them between the two

@@ -270,8 +270,8 @@ def test_the_engine_never_runs_blas_s_own_threads():
     """``_run``'s jobs, one or several, multiply with one-thread BLAS (BLAS's threads, left spinning
     after a threaded product, would take the cores from the next call's workers), unless a single
     job's work is too small for BLAS to thread; BLAS's count comes back after; ``_single_pixel``'s
-    one product is shared by the workers instead. A library
-    scanned after the first limit (``forget_blas``) joins the next one."""
+    one product is shared by the workers instead. A library scanned after the first limit
+    (``forget_blas``) joins the next one."""
     seen = []
 
     def job():

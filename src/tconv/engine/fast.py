@@ -239,7 +239,6 @@ def _run(jobs: list, work: int | None = None) -> None:
             for job in jobs:
                 job()
         return
-    futures = []
     global _callers
     with _callers_lock:
         _callers += 1
@@ -342,8 +341,8 @@ def gemm(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = No
     # channels-last reorders the weight unless it outweighs the activations and is large or many
     # times them (AS_IT_LIES_BYTES, WEIGHT_DOMINATES): then it is multiplied as it lies
     activations = x.nbytes + prod(spec.out_shape) * spec.dtype.itemsize
-    reorder = w.nbytes < activations or (
-        w.nbytes < AS_IT_LIES_BYTES and w.nbytes < WEIGHT_DOMINATES * activations)
+    reorder = channels_last and (w.nbytes < activations or (
+        w.nbytes < AS_IT_LIES_BYTES and w.nbytes < WEIGHT_DOMINATES * activations))
     return _gemm(spec, x, w, b, channels_last, cache,
                  PARALLEL_MIN_WORK if min_work is None else min_work, reorder)
 
@@ -421,7 +420,7 @@ def _single_pixel(spec, x, w, b):
 
 def _gemm_plan(spec: ConvSpec, N: int, channels_last: bool, min_work: int) -> tuple:
     """What ``_gemm`` needs besides the arrays, for a batch of ``N``: ``(g3, assign, shares,
-    tables)``, each share ``(chunks, channel lo, hi, product scratch, phase-sum scratch)`` (in
+    tables, multiply-adds)``, each share ``(chunks, channel lo, hi, product scratch, phase-sum scratch)`` (in
     elements), made once per geometry, thread count and chunk settings (a small call spent half its
     time making them)."""
     return _made_gemm_plan(spec, N, channels_last, get_num_threads(),
@@ -460,14 +459,14 @@ def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, c
             (r[0][1] - r[0][0]) * (r[1][1] - r[1][0]) * s[2] * (sh[2] + (k[2] - 1) * d[2] // s[2] + 1)
             for _, _, _, sh, r in mine)
         scratch.append((mine, lo, hi, products, phased))
-    return g3, assign, scratch, tables
+    return g3, assign, scratch, tables, work
 
 
-def _gemm(spec, x, w, b, channels_last, cache, min_work, reorder=True):
+def _gemm(spec, x, w, b, channels_last, cache, min_work, reorder):
     from . import kernels
 
     N, G = x.shape[0], spec.groups
-    g3, assign, shares, tables = _gemm_plan(spec, N, channels_last, min_work)
+    g3, assign, shares, tables, work = _gemm_plan(spec, N, channels_last, min_work)
     Cs, Cl = spec.small_channels // G, spec.large_channels // G
     P_k = prod(spec.kernel)
     x3 = np.ascontiguousarray(x).reshape(N, G * Cs, *g3["small"])
@@ -479,7 +478,7 @@ def _gemm(spec, x, w, b, channels_last, cache, min_work, reorder=True):
     s, d, p, k = g3["stride"], g3["dilation"], g3["crop"], g3["kernel"]
     w4 = w.reshape(G, Cs, Cl, P_k)
     reordered = {}
-    if channels_last and reorder:
+    if reorder:
         # W[g, c, (t, o)], taps outer, channels inner: one copy per channel range the workers take
         # (one for all of them when they share the channels), made here, not in the workers
         for lo, hi in {(lo, hi) for _, lo, hi, _, _ in shares}:
@@ -489,7 +488,7 @@ def _gemm(spec, x, w, b, channels_last, cache, min_work, reorder=True):
 
     def worker(mine, o_lo, o_hi, products, sums):
         width = o_hi - o_lo
-        if channels_last and reorder:
+        if reorder:
             wg = reordered[o_lo, o_hi]
         else:  # W[g, c, (o, t)]: the weight's own layout, a view
             wg = w4[:, :, o_lo:o_hi].reshape(G, Cs, width * P_k)
@@ -539,8 +538,7 @@ def _gemm(spec, x, w, b, channels_last, cache, min_work, reorder=True):
                         kernels.col2im(cols.reshape(width, *k, samples, *shape), y, first, c_first,
                                        *offsets, *s, *d, *p, bias, assign)
 
-    _run([partial(worker, *share) for share in shares if share[2] > share[1]],
-         N * prod(spec.small) * P_k * Cl * Cs * G)
+    _run([partial(worker, *share) for share in shares if share[2] > share[1]], work)
     return finish(spec, y, None if fuse else b)
 
 
