@@ -439,19 +439,24 @@ def test_phase_both_im2col_layouts_against_pytorch(channels_last_min, cfg):
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("size", [(9, 7), (20, 17)])  # the whole batch in one product; per sample
 @pytest.mark.parametrize("padding, output_padding, dilation, groups", [
     (0, 0, 1, 1), (1, 0, 1, 2), (0, 1, 2, 1), (2, 2, 3, 4)])
-def test_pointwise_layers_are_one_product(padding, output_padding, dilation, groups, monkeypatch):
-    """Kernel 1, stride 1 (a channel mix): gemm runs one product per sample and group, no col2im;
-    cropped pixels and output_padding's bias-only pixels as PyTorch has them."""
+def test_pointwise_layers_are_one_product(padding, output_padding, dilation, groups, size, monkeypatch):
+    """Kernel 1, stride 1 (a channel mix): gemm runs one product per group (few pixels) or per sample
+    and group, in column blocks, no col2im; cropped pixels and output_padding's bias-only pixels as
+    PyTorch has them."""
+    assert (prod(size) < engine.POINTWISE_FEW_PIXELS) == (size == (9, 7))
     bands = []
     monkeypatch.setattr(engine, "bands", lambda *a, **k: bands.append(1) or [])
+    monkeypatch.setattr(engine, "POINTWISE_BLOCK_BYTES", 1)  # blocks of 64 columns
     rng = np.random.default_rng(padding + 3 * dilation)
-    x = rng.standard_normal((2, 4 * groups, 9, 7))
+    x = rng.standard_normal((2, 4 * groups, *size))
     w = rng.standard_normal((4 * groups, 3, 1, 1))
-    b = rng.standard_normal(3 * groups)
+    b = None if groups == 2 else rng.standard_normal(3 * groups)
     y = tconv.conv_transpose(x, w, b, 1, padding, output_padding, groups, dilation, algorithm="gemm")
-    expected = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), 1,
+    expected = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w),
+                                                    None if b is None else torch.tensor(b), 1,
                                                     padding, output_padding, groups, dilation).numpy()
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
     assert not bands  # the chunked col2im path never ran

@@ -358,10 +358,25 @@ def gemm_shared(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | No
     return gemm(spec, x, w, b, cache=cache, min_work=0)
 
 
+#: Kernel 1 with fewer pixels per sample than this multiplies the whole batch as one product (the
+#: input moved samples-inside, in this thread's kept workspace): a product per sample with so few
+#: columns runs well below BLAS's rate. Measured as layers (ms, per sample -> one product): 8 samples
+#: of 4x4, 192 -> 512 channels, 0.75 -> 0.41; 16 of 9x9, 384 -> 192, 2.6 -> 1.5; level at 256
+#: pixels (8 of 16x16, 192 -> 192: 1.7 and 1.8), per sample ahead above (8 of 24x24: 2.7-3.5
+#: against 3.6-4.5).
+POINTWISE_FEW_PIXELS = 256
+
+#: Kernel 1 multiplies straight into the output, in column blocks of about this many bytes, each
+#: block's bias added while it is in cache (8 samples of 84x84, 64 -> 384 channels in 8 groups:
+#: 31 -> 22 ms, where a product beside the output, then copied, made a second fresh array).
+POINTWISE_BLOCK_BYTES = 2**18
+
+
 def _pointwise(spec, x, w, b):
     """Kernel 1, stride 1: output pixel ``j`` is input pixel ``j + crop`` times the weight, so the
-    output is one product per sample and group, ``(Cl, Cs) @ (Cs, P)``, written once (bias added);
-    pixels past the input (output_padding) hold the bias alone."""
+    output is one product per sample and group, ``(Cl, Cs) @ (Cs, P)``, written once into the output
+    (bias added block by block); a batch of few pixels per sample is one product per group,
+    ``(Cl, Cs) @ (Cs, N*P)``. Pixels past the input (output_padding) hold the bias alone."""
     N, G = x.shape[0], spec.groups
     Cs, Cl = spec.small_channels // G, spec.large_channels // G
     # the input pixels the output keeps, and where they land
@@ -369,23 +384,46 @@ def _pointwise(spec, x, w, b):
     dst = tuple(slice(max(-cb, 0), max(-cb, 0) + sl.stop - sl.start)
                 for sl, (cb, _) in zip(src, spec.core_crop))
     kept = tuple(sl.stop - sl.start for sl in src)
-    xs = x.reshape(N, G, Cs, *spec.small)[(Ellipsis, *src)].reshape(N, G, Cs, prod(kept))
+    P = prod(kept)
+    xs = x.reshape(N, G, Cs, *spec.small)[(Ellipsis, *src)].reshape(N, G, Cs, P)
     wt = w.reshape(G, Cs, Cl).transpose(0, 2, 1)  # (G, Cl, Cs)
+    bias = None if b is None else b.reshape(G, Cl, 1)
     y = np.empty((N, G, Cl, *spec.large), dtype=spec.dtype)
     inner = y[(Ellipsis, *dst)]
-    if inner.shape[3:] != spec.large:  # pixels no input reaches
+    whole = inner.shape[3:] == spec.large
+    if not whole:  # pixels no input reaches
         y[...] = 0 if b is None else b.reshape(G, Cl, *(1,) * spec.rank)
-    out = np.empty((N, G, Cl, prod(kept)), dtype=spec.dtype)
+    work = N * G * Cl * Cs * P
+    if N > 1 and P < POINTWISE_FEW_PIXELS:
+        # both in this thread's kept workspace: fresh, they cost more in page faults than the product
+        space = workspace(G * (Cs + Cl) * N * P, spec.dtype)
+        xt = space[: G * Cs * N * P].reshape(G, Cs, N * P)
+        xt.reshape(G, Cs, N, P)[...] = xs.transpose(1, 2, 0, 3)
+        out = space[G * Cs * N * P :].reshape(G, Cl, N * P)
 
-    def product(lo, hi):  # (N, G, Cl, P) of the pixels [lo, hi)
-        np.matmul(wt, xs[..., lo:hi], out=out[..., lo:hi])
+        def batched(lo, hi):  # the columns (n, j) in [lo, hi)
+            np.matmul(wt, xt[..., lo:hi], out=out[..., lo:hi])
+            if bias is not None:
+                out[..., lo:hi] += bias
 
-    work = N * G * Cl * Cs * prod(kept)
-    _run([partial(product, lo, hi) for lo, hi in _ranges(prod(kept), work)], work)
-    out = out.reshape(N, G, Cl, *kept)
-    if b is not None:
-        out += b.reshape(G, Cl, *(1,) * spec.rank)
-    inner[...] = out
+        _run([partial(batched, lo, hi) for lo, hi in _ranges(N * P, work)], work)
+        inner[...] = out.reshape(G, Cl, N, *kept).transpose(2, 0, 1, *range(3, 3 + spec.rank))
+        return y.reshape(N, spec.large_channels, *spec.large)
+    target = y.reshape(N, G, Cl, P) if whole else np.empty((N, G, Cl, P), dtype=spec.dtype)
+    block = max(64, POINTWISE_BLOCK_BYTES // (G * Cl * spec.dtype.itemsize))
+
+    def product(lo, hi):  # every sample's pixels [lo, hi), in blocks
+        for n in range(N):
+            for c0 in range(lo, hi, block):
+                c1 = min(hi, c0 + block)
+                part = target[n, ..., c0:c1]
+                np.matmul(wt, xs[n, ..., c0:c1], out=part)
+                if bias is not None:
+                    part += bias
+
+    _run([partial(product, lo, hi) for lo, hi in _ranges(P, work)], work)
+    if not whole:
+        inner[...] = target.reshape(N, G, Cl, *kept)
     return y.reshape(N, spec.large_channels, *spec.large)
 
 
