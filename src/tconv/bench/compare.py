@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import numpy as np
 
 from ..core.functional import conv_transpose, conv_transpose_backward
 from ..engine.threads import num_threads
-from .machine import blas, header, limit_seconds, machine, rates, timeit
+from .machine import blas, header, limit_seconds, machine, rates, timeit, timings
 from .memory import peak_extra_memory
 from .random_layers import random_layers
 from .report import Row, fmt, geomean, markdown, per_call_line, threads_line, write_results
@@ -25,7 +26,8 @@ def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backwar
         out=None, min_runs: int = 5, algorithm: str = "auto", suite: str | None = None,
         profile: bool = False) -> dict:
     """Run ``layers`` with ``threads`` threads for every system; print progress and tables; return
-    everything as a dict. Each time is the median of at least ``min_runs`` runs and ``min_seconds``.
+    everything as a dict. Each time is the median of at least ``min_runs`` runs and ``min_seconds``
+    (in all its rounds, below).
 
     ``algorithm``: tconv's algorithm for the forward table (``auto``, or a name of
     :data:`tconv.ALGORITHMS`); a layer it refuses is skipped with a note. ``suite``: how the layers
@@ -33,6 +35,11 @@ def run(layers: list[Layer], threads: int = 2, min_seconds: float = 1.0, backwar
     and PyTorch's count are given back afterwards. ``out``: where to print (default: ``sys.stdout`` at
     the time of the call). ``profile``: also time each layer's matrix products alone
     (:mod:`tconv.bench.profile`; ``auto`` only).
+
+    A layer's systems are timed in :data:`ROUNDS` rounds, in turn; each system's time is the median
+    of all its runs, and its least disturbed run (the fastest) is reported beside it, with the best
+    peer's over tconv's (``least_disturbed_ratio``): where the two ratios disagree, the machine was
+    disturbed while the layer ran.
     """
     from threadpoolctl import threadpool_limits
 
@@ -123,12 +130,10 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
             print(f"  {layer.name:<12} skipped: tconv ({algorithm}): {exc}", file=out, flush=True)
             continue
         runners = make_runners(layer, x, w, b, threads, failures, out)
-        tconv_seconds = timeit(ours, min_runs, min_seconds)
-        times: dict[str, float | None] = {"tconv": tconv_seconds}
         errors: dict[str, float] = {}
         scale = float(np.abs(y).max()) or 1.0
+        timed: dict[str, Callable[[], object]] = {"tconv": ours}
         for name, fn in runners.items():
-            times[name] = None
             if fn is None:
                 continue
             try:
@@ -141,7 +146,12 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
             if errors[name] > AGREEMENT:
                 print(f"  {layer.name:<12} {name} DISAGREES with tconv: max relative error "
                       f"{errors[name]:.1e}", file=out)
-            times[name] = timeit(fn, min_runs, min_seconds)
+            timed[name] = fn
+        runs = _rounds(timed, min_runs, min_seconds)
+        tconv_seconds = statistics.median(runs["tconv"])
+        times: dict[str, float | None] = {name: None for name in runners}
+        times.update({name: statistics.median(r) for name, r in runs.items()})
+        least = {name: min(r) * 1e3 for name, r in runs.items()}
         peers = {k: t for k, t in times.items() if k != "tconv" and t is not None}
         best_peer = min(peers, key=lambda k: peers[k]) if peers else None
         ratio = peers[best_peer] / tconv_seconds if best_peer else None
@@ -156,7 +166,8 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
                   ms(times["onnxruntime"]), ms(times["openvino"]), ratio, best_peer, math.nan, "",
                   math.nan, layer.flops / tconv_seconds / 1e9, math.nan, memory,
                   max(errors.values(), default=0.0), errors,
-                  (ran_algorithm(ours) or algorithms.choose(spec)) if algorithm == "auto" else algorithm)
+                  (ran_algorithm(ours) or algorithms.choose(spec)) if algorithm == "auto" else algorithm,
+                  least, min(least[k] for k in peers) / least["tconv"] if peers else None)
         if profile:
             from .profile import profile as products_alone
 
@@ -168,7 +179,8 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
         rows.append((layer, row))
         print(f"  {layer.name:<12} tconv {row.tconv_ms:9.2f} ms  torch {fmt(row.torch_ms, '9.2f')} ms"
               f"  ort {fmt(row.ort_ms, '9.2f')} ms  openvino {fmt(row.openvino_ms, '9.2f')} ms"
-              f"  ratio {fmt(ratio)}  tconv {row.gflops:.1f} GFLOP/s  [{row.algorithm}]"
+              f"  ratio {fmt(ratio)} (least disturbed {fmt(row.least_disturbed_ratio)})"
+              f"  tconv {row.gflops:.1f} GFLOP/s  [{row.algorithm}]"
               f"  err {row.max_error:.1e}", file=out, flush=True)
         if backward and runners["torch"] is not None:
             back.append(_backward_row(layer, x, w, b, threads, min_runs, min_seconds, out))
@@ -179,6 +191,7 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
         row.limit_ms, row.tconv_over_limit = limit * 1e3, row.tconv_ms / 1e3 / limit
         row.peak_fraction = row.gflops / peak
     ratios = [r.ratio for _, r in rows if r.ratio]
+    least_ratios = [r.least_disturbed_ratio for _, r in rows if r.least_disturbed_ratio]
     over = [r.tconv_over_limit for _, r in rows]
     result = {
         "machine": machine(threads),
@@ -196,6 +209,8 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
         "rows": [asdict(r) for _, r in rows],
         "geomean_ratio": geomean(ratios),
         "min_ratio": min(ratios) if ratios else None,
+        "geomean_least_disturbed_ratio": geomean(least_ratios),
+        "min_least_disturbed_ratio": min(least_ratios) if least_ratios else None,
         "geomean_tconv_over_limit": geomean(over),
         "max_tconv_over_limit": max(over) if over else None,
         "failures": failures,
@@ -208,6 +223,24 @@ def _run(layers: list[Layer], threads: int, min_seconds: float, backward: bool, 
     print(file=out)
     print(markdown(result), file=out)
     return result
+
+
+#: Each layer's systems are timed in this many rounds (tconv, then the peers; then the peers, then
+#: tconv), each round a share of the runs and seconds: on a shared machine a disturbance lasting a
+#: fraction of a second (a neighbour's burst) then lands in one round of one system rather than in
+#: all of its runs, and every system has runs on either side of it.
+ROUNDS = 2
+
+
+def _rounds(timed: dict[str, Callable[[], object]], min_runs: int,
+            min_seconds: float) -> dict[str, list[float]]:
+    """Every run's seconds per system of ``timed`` (name: callable), in :data:`ROUNDS` rounds."""
+    runs: dict[str, list[float]] = {name: [] for name in timed}
+    names = list(timed)
+    for i in range(ROUNDS):
+        for name in names if i % 2 == 0 else names[::-1]:
+            runs[name] += timings(timed[name], -(-min_runs // ROUNDS), min_seconds / ROUNDS)
+    return runs
 
 
 def _backward_row(layer: Layer, x, w, b, threads: int, min_runs: int, min_seconds: float, out) -> dict:

@@ -238,8 +238,10 @@ def rates(threads: int, min_runs: int, min_seconds: float, when: str, out) -> tu
 SETTLE_SECONDS = 0.3
 
 
-def timeit(fn: Callable[[], Any], min_runs: int = 5, min_seconds: float = 1.0, warmup: int = 2) -> float:
-    """Median seconds of ``fn()`` over at least ``min_runs`` runs and ``min_seconds``, after a warm-up."""
+def timings(fn: Callable[[], Any], min_runs: int = 5, min_seconds: float = 1.0,
+            warmup: int = 2) -> list[float]:
+    """Seconds of each run of ``fn()``: at least ``min_runs`` runs and ``min_seconds`` (at most 200
+    runs), after a pause (:data:`SETTLE_SECONDS`) and a warm-up."""
     time.sleep(SETTLE_SECONDS)
     for _ in range(warmup):
         fn()
@@ -251,4 +253,9 @@ def timeit(fn: Callable[[], Any], min_runs: int = 5, min_seconds: float = 1.0, w
         times.append(time.perf_counter() - t0)
         if len(times) >= 200:
             break
-    return statistics.median(times)
+    return times
+
+
+def timeit(fn: Callable[[], Any], min_runs: int = 5, min_seconds: float = 1.0, warmup: int = 2) -> float:
+    """Median seconds of ``fn()`` over at least ``min_runs`` runs and ``min_seconds``, after a warm-up."""
+    return statistics.median(timings(fn, min_runs, min_seconds, warmup))
