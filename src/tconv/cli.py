@@ -416,8 +416,8 @@ def _main(argv: Sequence[str] | None) -> int:
     bench.add_argument("--seconds", type=float, default=1.0,
                        help="minimum timing per system and layer (default 1)")
     bench.add_argument("--runs", type=int, default=None, help="minimum timed runs per system and layer "
-                                                             "(default 5, after two warm-up runs; "
-                                                             "with --dask 3, after one)")
+                                                             "(default 5, in two rounds, each after two "
+                                                             "warm-up runs; with --dask 3, after one)")
     bench.add_argument("--no-backward", action="store_true", help="skip the backward table")
     bench.add_argument("--profile", action="store_true",
                        help="also time each layer's matrix products alone (the algorithm auto runs, "
