@@ -93,6 +93,14 @@ class ConvSpec:
         return tuple(L + b + a for L, (b, a) in zip(self.large, self.pads))
 
     @property
+    def multiply_adds(self) -> int:
+        """``N * P_n * P_k * C_small * C_large / G``: the multiply-adds of either direction, ``N``
+        counting 1 for an unbatched input and for an empty batch too (what the engine's thresholds
+        and ``auto`` weigh)."""
+        return ((self.batch or 1) * prod(self.small) * prod(self.kernel) * self.small_channels
+                * self.large_channels // self.groups)
+
+    @property
     def in_channels(self) -> int:
         return self.small_channels if self.transposed else self.large_channels
 

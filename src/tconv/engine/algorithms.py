@@ -389,9 +389,5 @@ SMALL_WORK = 1 << 16
 
 
 def multiply_adds(spec: ConvSpec) -> int:
-    """``N * P_n * P_k * C_small * C_large / G``: the multiply-adds of either direction.
-
-    ``N`` counts 1 for an unbatched input, and for an empty batch too.
-    """
-    return ((spec.batch or 1) * prod(spec.small) * prod(spec.kernel) * spec.small_channels
-            * spec.large_channels // spec.groups)
+    """The multiply-adds of either direction: :attr:`tconv.core.spec.ConvSpec.multiply_adds`."""
+    return spec.multiply_adds

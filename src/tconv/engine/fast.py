@@ -470,13 +470,13 @@ def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, c
                     parallel_min_work: int) -> tuple:
     g3 = rank3(spec)
     G = spec.groups
-    Cs, Cl = spec.small_channels // G, spec.large_channels // G
+    Cl = spec.large_channels // G
     P_k = prod(spec.kernel)
     # kernel == stride: every output pixel meets one tap, so each is written once, bias included
     assign = not channels_last and all(
         k == s and d == 1 and ca >= 0
         for k, s, d, (_, ca) in zip(spec.kernel, spec.stride, spec.dilation, spec.core_crop))
-    work = N * prod(spec.small) * P_k * Cl * Cs * G
+    work = spec.multiply_adds
     # a batch in one chunk is cut so the workers take samples, not channel ranges, where a channel
     # range would give a product of few rows (see SAMPLES_FIRST_ROWS)
     by_samples = work >= parallel_min_work and threads <= Cl and Cl // threads * P_k < SAMPLES_FIRST_ROWS
@@ -595,8 +595,7 @@ def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
     x5 = np.ascontiguousarray(x).reshape(*x.shape[:2], *n)
     w5 = np.ascontiguousarray(w).reshape(*w.shape[:2], *k)
     planes = x.shape[0] * spec.large_channels
-    work = x.shape[0] * prod(spec.small) * prod(spec.kernel) * spec.small_channels * (
-        spec.large_channels // spec.groups)
+    work = spec.multiply_adds
     workers = max(1, min(planes, get_num_threads() if work >= PARALLEL_MIN_WORK else 1))
     edges = [planes * i // workers for i in range(workers + 1)]
     _run([partial(kernels.direct, x5, w5, core, spec.groups, tab0, cnt0, tab1, cnt1, ptab, pcnt, s[2],
@@ -635,7 +634,7 @@ def correlate(spec: ConvSpec, large: np.ndarray, w: np.ndarray, small: np.ndarra
     geometry = (*g3["stride"], *g3["dilation"], *g3["crop"])
     # small-side chunks never overlap, so any share of them is race-free; each worker keeps its own
     # weight-gradient sum
-    work = N * prod(spec.small) * P_k * Cl * Cs * G
+    work = spec.multiply_adds
     n = get_num_threads() if work >= PARALLEL_MIN_WORK else 1
     shares = [chunks[i::n] for i in range(n)]
     grads = [np.zeros((G, Cs, Cl * P_k), dtype=spec.dtype) if small is not None else None

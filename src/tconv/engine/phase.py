@@ -157,8 +157,7 @@ def phase(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = N
 
     # the steps write disjoint pixels: the workers share them, each with one-thread BLAS, so one's
     # copying overlaps another's multiplying
-    workers = 1 if N * prod(spec.small) * prod(spec.kernel) * Cs * Cl * G < PARALLEL_MIN_WORK \
-        else min(get_num_threads(), len(steps))
+    workers = 1 if spec.multiply_adds < PARALLEL_MIN_WORK else min(get_num_threads(), len(steps))
     _run([lambda mine=steps[i::workers]: run(mine) for i in range(workers) if steps[i::workers]])
     return finish(spec, core, None if fuse else b)
 
