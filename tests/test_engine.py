@@ -202,7 +202,7 @@ def test_split_never_shares_a_sample_or_channel():
         single = engine._split(chunks[:2], 8, work=1 << 40)
         assert [(lo, hi) for _, lo, hi in single] == [(0, 4), (4, 8)]
         assert engine._split(chunks, 8, work=1) == [(chunks, 0, 8)]
-        # 3 channels would split 2 + 1: one job instead, its product on BLAS's two threads
+        # 3 channels would split 2 + 1: one job instead
         assert engine._split(chunks[:2], 3, work=1 << 40) == [(chunks[:2], 0, 3)]
         assert [(lo, hi) for _, lo, hi in engine._split(chunks[:2], 7, work=1 << 40)] == [(0, 3), (3, 7)]
 
@@ -215,7 +215,7 @@ def test_a_batch_in_one_chunk_goes_to_the_workers_by_samples_when_channels_are_f
             x = np.zeros((5, 320, 20), np.float32)
             w = np.zeros((320, c_out, 6), np.float32)
             spec = tconv.core.spec.transposed_spec("t", x, w, None, 2, 2)
-            _, _, shares, _, _ = engine._gemm_plan(spec, 5, False, 0)
+            _, _, shares, _ = engine._gemm_plan(spec, 5, False, 0)
             assert [(lo, hi) for _, lo, hi, _, _ in shares] == expected
             samples = [{n for c in mine for n in range(c[0], c[0] + c[1])} for mine, *_ in shares]
             if c_out == 2:  # each worker its own samples, all of them between the two

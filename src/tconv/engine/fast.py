@@ -429,7 +429,7 @@ def _pointwise(spec, x, w, b):
 
 def _ranges(columns: int, work: int) -> list[tuple[int, int]]:
     """``[0, columns)`` in one range per worker from :data:`PARALLEL_MIN_WORK` multiply-adds (the
-    workers share a single product by its columns), else one."""
+    workers share a single product by its columns, or ``direct``'s output planes), else one."""
     n = max(1, min(columns, get_num_threads() if work >= PARALLEL_MIN_WORK else 1))
     edges = [columns * i // n for i in range(n + 1)]
     return list(zip(edges[:-1], edges[1:]))
@@ -447,7 +447,7 @@ def _single_pixel(spec, x, w, b):
         for g in range(G):
             np.matmul(xg[:, g], w2[g][:, lo:hi], out=y[:, g, lo:hi])
 
-    work = N * G * Cs * y.shape[2]
+    work = spec.multiply_adds
     _run([partial(product, lo, hi) for lo, hi in _ranges(y.shape[2], work)], work)
     y = y.reshape(N, spec.large_channels, *spec.kernel)
     if spec.large != spec.kernel:
@@ -458,7 +458,7 @@ def _single_pixel(spec, x, w, b):
 
 def _gemm_plan(spec: ConvSpec, N: int, channels_last: bool, min_work: int) -> tuple:
     """What ``_gemm`` needs besides the arrays, for a batch of ``N``: ``(g3, assign, shares,
-    tables, multiply-adds)``, each share ``(chunks, channel lo, hi, product scratch, phase-sum scratch)`` (in
+    tables)``, each share ``(chunks, channel lo, hi, product scratch, phase-sum scratch)`` (in
     elements), made once per geometry, thread count and chunk settings (a small call spent half its
     time making them)."""
     return _made_gemm_plan(spec, N, channels_last, get_num_threads(),
@@ -497,14 +497,14 @@ def _made_gemm_plan(spec: ConvSpec, N: int, channels_last: bool, threads: int, c
             (r[0][1] - r[0][0]) * (r[1][1] - r[1][0]) * s[2] * (sh[2] + (k[2] - 1) * d[2] // s[2] + 1)
             for _, _, _, sh, r in mine)
         scratch.append((mine, lo, hi, products, phased))
-    return g3, assign, scratch, tables, work
+    return g3, assign, scratch, tables
 
 
 def _gemm(spec, x, w, b, channels_last, cache, min_work, reorder):
     from . import kernels
 
     N, G = x.shape[0], spec.groups
-    g3, assign, shares, tables, work = _gemm_plan(spec, N, channels_last, min_work)
+    g3, assign, shares, tables = _gemm_plan(spec, N, channels_last, min_work)
     Cs, Cl = spec.small_channels // G, spec.large_channels // G
     P_k = prod(spec.kernel)
     x3 = np.ascontiguousarray(x).reshape(N, G * Cs, *g3["small"])
@@ -576,7 +576,7 @@ def _gemm(spec, x, w, b, channels_last, cache, min_work, reorder):
                         kernels.col2im(cols.reshape(width, *k, samples, *shape), y, first, c_first,
                                        *offsets, *s, *d, *p, bias, assign)
 
-    _run([partial(worker, *share) for share in shares if share[2] > share[1]], work)
+    _run([partial(worker, *share) for share in shares if share[2] > share[1]], spec.multiply_adds)
     return finish(spec, y, None if fuse else b)
 
 
@@ -594,12 +594,9 @@ def direct(spec: ConvSpec, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = 
     core = np.empty((x.shape[0], spec.large_channels, *g3["core"]), dtype=spec.dtype)  # each pixel written
     x5 = np.ascontiguousarray(x).reshape(*x.shape[:2], *n)
     w5 = np.ascontiguousarray(w).reshape(*w.shape[:2], *k)
-    planes = x.shape[0] * spec.large_channels
-    work = spec.multiply_adds
-    workers = max(1, min(planes, get_num_threads() if work >= PARALLEL_MIN_WORK else 1))
-    edges = [planes * i // workers for i in range(workers + 1)]
     _run([partial(kernels.direct, x5, w5, core, spec.groups, tab0, cnt0, tab1, cnt1, ptab, pcnt, s[2],
-                  p[2], lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo])
+                  p[2], lo, hi) for lo, hi in _ranges(x.shape[0] * spec.large_channels, spec.multiply_adds)
+          if hi > lo])
     return finish(spec, core, b)
 
 
